@@ -1,0 +1,5 @@
+import sys
+
+from hookaido.cli import main
+
+sys.exit(main())

@@ -1,0 +1,63 @@
+"""What inbound verifiers receive and return: the contract behind the ``register_auth`` hook."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """A webhook request as ingress saw it. Header names keep the sender's case;
+    look them up with ``header()``, which ignores case."""
+
+    method: str
+    path: str  # the raw request path, before cleaning
+    query: str  # the raw query string, without "?"
+    headers: dict[str, str]
+    body: bytes
+    remote_addr: str  # "ip:port"
+    received_at: datetime
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return default
+
+
+@dataclass
+class Verdict:
+    """A verifier's answer. ``allowed`` False refuses with ``status`` and JSON ``code``."""
+
+    allowed: bool
+    status: int = 401
+    code: str = "unauthorized"
+    detail: str = ""
+    on_enqueued: Callable[[], None] | None = None
+    on_refused: Callable[[], None] | None = None
+
+    @classmethod
+    def allow(cls, on_enqueued=None, on_refused=None) -> "Verdict":
+        return cls(True, 200, "", "", on_enqueued, on_refused)
+
+    @classmethod
+    def deny(cls, detail: str, status: int = 401, code: str = "unauthorized") -> "Verdict":
+        return cls(False, status, code, detail)
+
+
+@dataclass
+class AuthContext:
+    """What a verifier factory may use besides its options.
+
+    ``resolve_secret(ref)`` loads a ``SecretRef`` to its bytes value; ``secret_versions`` are
+    the compiled ``secrets`` block entries; ``nonces`` is the process-wide replay store
+    (it survives reloads; key your claims by ``route``).
+    """
+
+    route: str
+    resolve_secret: Callable[[Any], bytes]
+    secret_versions: tuple = ()
+    nonces: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Built-in plugin auth_forward."""

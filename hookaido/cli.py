@@ -1,0 +1,60 @@
+"""The ``hookaido`` command line: run, config validate/fmt/schema/diff, plugins, version."""
+
+import argparse
+import json
+import sys
+
+from hookaido import __version__
+
+
+def _cmd_version(args) -> int:
+    print(f"hookaido {__version__}")
+    return 0
+
+
+def _cmd_plugins(args) -> int:
+    from hookaido.plugins import registry
+
+    loaded = registry()
+    rows = []
+    for info in sorted(loaded.plugins.values(), key=lambda p: p.name):
+        names = [f"{r.kind}:{r.name}" for r in info.registrations]
+        rows.append(
+            {"name": info.name, "version": info.version, "source": info.source, "registers": names}
+        )
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['name']} {row['version']} ({row['source']}): {', '.join(row['registers'])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hookaido", description="Hookaido webhook gateway")
+    commands = parser.add_subparsers(dest="command")
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(func=_cmd_version)
+
+    plugins = commands.add_parser("plugins", help="list installed plugins")
+    plugins.add_argument("--format", choices=("text", "json"), default="text")
+    plugins.set_defaults(func=_cmd_plugins)
+
+    from hookaido.commands import add_commands
+
+    add_commands(commands)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Hookaidofile: parse, lint against JSON Schema, format and compile."""

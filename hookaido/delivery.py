@@ -1,0 +1,34 @@
+"""What deliverers and signers receive and return: the contract behind the delivery hooks."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One delivery attempt's result.
+
+    ``result`` is ``acked``, ``retry`` or ``dead``. ``retry_after`` is a minimum wait asked
+    for by the target (only ever lengthens the backoff). ``dead_reason`` is set for ``dead``
+    (``no_retry``, ``policy_denied``, ...); the dispatcher itself turns an exhausted retry
+    budget into ``max_retries``.
+    """
+
+    result: str
+    status_code: int = 0
+    error: str = ""
+    dead_reason: str = ""
+    retry_after: timedelta | None = None
+
+
+@dataclass
+class DeliveryContext:
+    """What a deliverer factory may use: the egress policy and a signer for its target."""
+
+    egress: Any  # hookaido.config.model.EgressPolicy
+    make_signer: Callable[[Any], Any] | None = None  # SignConfig -> signer or None
+    resolve_secret: Callable[[Any], bytes] | None = None
+    secret_versions: tuple = ()
+    extra: dict[str, Any] = field(default_factory=dict)

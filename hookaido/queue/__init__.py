@@ -1,0 +1,49 @@
+"""The queue model shared by every backend: envelopes, attempts, settings and the interface."""
+
+from hookaido.queue.backend import (
+    AttemptFilter,
+    BackendSettings,
+    MessageFilter,
+    QueueBackend,
+    Retention,
+)
+from hookaido.queue.errors import (
+    LeaseConflict,
+    MemoryPressure,
+    MessageExists,
+    QueueError,
+    QueueFull,
+    StoreUnavailable,
+)
+from hookaido.queue.model import (
+    STATES,
+    Attempt,
+    Envelope,
+    LeaseResult,
+    Stats,
+    new_attempt_id,
+    new_event_id,
+    new_lease_id,
+)
+
+__all__ = [
+    "STATES",
+    "Attempt",
+    "AttemptFilter",
+    "BackendSettings",
+    "Envelope",
+    "LeaseConflict",
+    "LeaseResult",
+    "MemoryPressure",
+    "MessageExists",
+    "MessageFilter",
+    "QueueBackend",
+    "QueueError",
+    "QueueFull",
+    "Retention",
+    "Stats",
+    "StoreUnavailable",
+    "new_attempt_id",
+    "new_event_id",
+    "new_lease_id",
+]

@@ -1,0 +1,3 @@
+"""Hook implementations of the auth_hmac plugin."""
+
+from hookaido.hookspecs import hookimpl  # noqa: F401

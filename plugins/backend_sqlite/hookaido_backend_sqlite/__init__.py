@@ -1,0 +1,1 @@
+"""Hookaido plugin package backend_sqlite."""

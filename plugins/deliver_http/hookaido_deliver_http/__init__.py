@@ -1,0 +1,1 @@
+"""Hookaido plugin package deliver_http."""

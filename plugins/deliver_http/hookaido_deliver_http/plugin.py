@@ -1,0 +1,3 @@
+"""Hook implementations of the deliver_http plugin."""
+
+from hookaido.hookspecs import hookimpl  # noqa: F401

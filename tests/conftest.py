@@ -1,0 +1,1 @@
+"""Shared fixtures: free loopback ports, a running ``hookaido run`` subprocess, backends."""
