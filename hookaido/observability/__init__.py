@@ -1,0 +1,1 @@
+"""Runtime log, access log and Prometheus metrics."""

@@ -1,0 +1,157 @@
+"""Prometheus metrics of one Hookaido process, on their own registry.
+
+Components increment these directly (``runtime.metrics.ingress_accepted.inc()``); queue
+gauges are read from the backend at scrape time by the collector the metrics listener adds.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from hookaido import __version__
+
+INGRESS_REJECT_REASONS = (
+    "memory_pressure",
+    "queue_full",
+    "adaptive_backpressure",
+    "rate_limit",
+    "auth",
+    "not_found",
+    "policy",
+    "other",
+)
+INGRESS_REJECT_STATUSES = ("400", "401", "403", "404", "405", "413", "429", "503", "other")
+BACKPRESSURE_REASONS = (
+    "queued_pressure",
+    "ready_lag",
+    "oldest_queued_age",
+    "sustained_growth",
+    "unspecified",
+    "other",
+)
+DEAD_REASONS = ("max_retries", "no_retry", "policy_denied", "unspecified", "other")
+PUBLISH_REJECT_KINDS = (
+    "validation",
+    "policy",
+    "conflict",
+    "queue_full",
+    "store",
+    "managed_target_mismatch",
+    "managed_resolver_missing",
+)
+
+
+def ingress_status_label(status: int) -> str:
+    text = str(status)
+    return text if text in INGRESS_REJECT_STATUSES else "other"
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = r = CollectorRegistry()
+        self.up = Gauge("hookaido_up", "Process is up", registry=r)
+        self.start_time = Gauge("hookaido_start_time_seconds", "Start time", registry=r)
+        self.build_info = Gauge("hookaido_build_info", "Build", ["version"], registry=r)
+        self.schema_info = Gauge("hookaido_metrics_schema_info", "Schema", ["schema"], registry=r)
+        self.up.set(1)
+        self.start_time.set_to_current_time()
+        self.build_info.labels(__version__).set(1)
+        self.schema_info.labels("1.3.0").set(1)
+
+        self.ingress_accepted = Counter(
+            "hookaido_ingress_accepted", "Requests answered 202", registry=r
+        )
+        self.ingress_rejected = Counter("hookaido_ingress_rejected", "Rejected", registry=r)
+        self.ingress_rejected_by_reason = Counter(
+            "hookaido_ingress_rejected_by_reason",
+            "Rejected requests by reason and status",
+            ["reason", "status"],
+            registry=r,
+        )
+        for reason in INGRESS_REJECT_REASONS:
+            for status in INGRESS_REJECT_STATUSES:
+                self.ingress_rejected_by_reason.labels(reason, status)
+        self.ingress_enqueued = Counter(
+            "hookaido_ingress_enqueued", "Envelopes enqueued by ingress", registry=r
+        )
+        self.ingress_backpressure = Counter(
+            "hookaido_ingress_adaptive_backpressure",
+            "Adaptive backpressure decisions",
+            ["reason"],
+            registry=r,
+        )
+        for reason in BACKPRESSURE_REASONS:
+            self.ingress_backpressure.labels(reason)
+        self.ingress_backpressure_applied = Counter(
+            "hookaido_ingress_adaptive_backpressure_applied", "Applied", registry=r
+        )
+
+        self.delivery_attempts = Counter("hookaido_delivery_attempts", "Attempts", registry=r)
+        self.delivery_acked = Counter("hookaido_delivery_acked", "Acked", registry=r)
+        self.delivery_retry = Counter("hookaido_delivery_retry", "Retries", registry=r)
+        self.delivery_dead = Counter("hookaido_delivery_dead", "Dead", registry=r)
+        self.delivery_dead_by_reason = Counter(
+            "hookaido_delivery_dead_by_reason", "Dead by reason", ["reason"], registry=r
+        )
+        for reason in DEAD_REASONS:
+            self.delivery_dead_by_reason.labels(reason)
+
+        def per_route(kind, name, doc):
+            return kind(name, doc, ["route"], registry=r)
+
+        self.pull_dequeue = Counter(
+            "hookaido_pull_dequeue", "Dequeue requests", ["route", "status"], registry=r
+        )
+        self.pull_acked = per_route(Counter, "hookaido_pull_acked", "Acked leases")
+        self.pull_nacked = per_route(Counter, "hookaido_pull_nacked", "Nacked leases")
+        self.pull_ack_conflict = per_route(Counter, "hookaido_pull_ack_conflict", "Ack 409s")
+        self.pull_nack_conflict = per_route(Counter, "hookaido_pull_nack_conflict", "Nack 409s")
+        self.pull_lease_active = per_route(Gauge, "hookaido_pull_lease_active", "Active leases")
+        self.pull_lease_expired = per_route(
+            Counter, "hookaido_pull_lease_expired", "Expired leases seen"
+        )
+        self.pull_sse_connections = per_route(
+            Counter, "hookaido_pull_sse_connections", "SSE connections"
+        )
+        self.pull_sse_messages = per_route(
+            Counter, "hookaido_pull_sse_messages_sent", "SSE messages sent"
+        )
+        self.pull_sse_active = per_route(
+            Gauge, "hookaido_pull_sse_connection_active", "Open SSE connections"
+        )
+
+        self.publish_accepted = Counter("hookaido_publish_accepted", "Items", registry=r)
+        self.publish_rejected = Counter("hookaido_publish_rejected", "Requests", registry=r)
+        self.publish_rejected_kind = {
+            kind: Counter(f"hookaido_publish_rejected_{kind}", kind, registry=r)
+            for kind in PUBLISH_REJECT_KINDS
+        }
+        self.publish_scoped_accepted = Counter(
+            "hookaido_publish_scoped_accepted", "Scoped publish accepted", registry=r
+        )
+        self.publish_scoped_rejected = Counter(
+            "hookaido_publish_scoped_rejected", "Scoped publish rejected", registry=r
+        )
+
+        self.store_operation_seconds = Histogram(
+            "hookaido_store_operation_seconds",
+            "Store operation latency",
+            ["backend", "operation"],
+            registry=r,
+        )
+        self.store_operation = Counter(
+            "hookaido_store_operation", "Store operations", ["backend", "operation"], registry=r
+        )
+        self.store_errors = Counter(
+            "hookaido_store_errors", "Store errors", ["backend", "operation", "kind"], registry=r
+        )
+
+        self.tracing_enabled = Gauge("hookaido_tracing_enabled", "Tracing", registry=r)
+        self.tracing_init_failures = Counter(
+            "hookaido_tracing_init_failures", "Tracing init failures", registry=r
+        )
+        self.tracing_export_errors = Counter(
+            "hookaido_tracing_export_errors", "Tracing export errors", registry=r
+        )
+
+    def ingress_reject(self, reason: str, status: int) -> None:
+        self.ingress_rejected.inc()
+        self.ingress_rejected_by_reason.labels(reason, ingress_status_label(status)).inc()

@@ -1,0 +1,1 @@
+"""The listeners, the falcon apps and ``hookaido run``."""
