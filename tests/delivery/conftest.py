@@ -28,6 +28,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    peer: tuple
 
 
 class Receiver:
@@ -47,7 +48,14 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver.lock:
                     receiver.requests.append(
-                        Received(self.command, self.path, dict(self.headers), body, time.time())
+                        Received(
+                            self.command,
+                            self.path,
+                            dict(self.headers),
+                            body,
+                            time.time(),
+                            self.client_address,
+                        )
                     )
                     reply = receiver.replies.pop(0) if receiver.replies else Reply()
                 if reply.delay:
