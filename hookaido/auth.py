@@ -37,10 +37,13 @@ class Verdict:
     detail: str = ""
     on_enqueued: Callable[[], None] | None = None
     on_refused: Callable[[], None] | None = None
+    # Headers to store on the envelope, overriding inbound ones of the same name
+    # (forward auth's ``copy_headers``).
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def allow(cls, on_enqueued=None, on_refused=None) -> "Verdict":
-        return cls(True, 200, "", "", on_enqueued, on_refused)
+    def allow(cls, on_enqueued=None, on_refused=None, headers=None) -> "Verdict":
+        return cls(True, 200, "", "", on_enqueued, on_refused, dict(headers or {}))
 
     @classmethod
     def deny(cls, detail: str, status: int = 401, code: str = "unauthorized") -> "Verdict":

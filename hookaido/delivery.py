@@ -32,3 +32,8 @@ class DeliveryContext:
     resolve_secret: Callable[[Any], bytes] | None = None
     secret_versions: tuple = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SigningError(Exception):
+    """Raised by a signer's ``sign()`` when no secret can sign right now (for example no
+    ``secret_ref`` version is valid at the signing time). The attempt counts as a retry."""
