@@ -34,6 +34,7 @@ class Directive:
     channel: str | None = None
     comments: list[str] = field(default_factory=list)  # own-line comments just before it
     trailing_comment: str | None = None  # comment at the end of its line
+    closing_comments: list[str] = field(default_factory=list)  # own-line comments before "}"
 
 
 @dataclass
