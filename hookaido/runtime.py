@@ -4,6 +4,7 @@ queue backend, the plugin registry, loaded secrets and metrics."""
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from hookaido.config.model import Config, SecretRef
@@ -20,6 +21,9 @@ class Generation:
     config: Config
     secrets: dict[SecretRef, bytes] = field(default_factory=dict)
     parts: dict[str, Any] = field(default_factory=dict)
+    number: int = 1  # 1 at start-up, +1 per successful reload
+    fingerprint: str = ""  # SHA-256 hex of the config file's bytes
+    loaded_at: datetime | None = None
 
     def secret(self, ref: SecretRef) -> bytes:
         return self.secrets[ref]

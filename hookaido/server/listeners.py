@@ -1,0 +1,205 @@
+"""Listeners: one socket per distinct ``listen`` string, served by threaded waitress.
+
+A ``PrefixRouter`` sends requests at or below an API prefix to that API (prefix stripped) and
+everything else to ingress when it shares the socket. ``make_server`` picks plain waitress or,
+for ``tls { ... }``, the TLS-capable server of ``hookaido.server.tls``.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import waitress.server
+from waitress import wasyncore
+
+from hookaido.errors import HookaidoError
+from hookaido.observability.log import event
+
+STOP_GRACE = 5.0
+DEFAULT_THREADS = 16
+MAX_REQUEST_BODY = 64 * 1024 * 1024
+
+
+class ListenError(HookaidoError):
+    """A listen address that cannot be parsed or bound."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` (every interface) or ``[v6]:port`` -> ``(host, port)``.
+
+    The host is ``""`` for every interface.
+    """
+    text = listen.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        if end == -1 or not text[end + 1 :].startswith(":"):
+            raise ListenError(f"listen {listen!r}: expected [v6]:port")
+        host, port_text = text[1:end], text[end + 2 :]
+    else:
+        host, colon, port_text = text.rpartition(":")
+        if not colon:
+            raise ListenError(f"listen {listen!r}: expected host:port or :port")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ListenError(f"listen {listen!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ListenError(f"listen {listen!r}: port {port} is out of range")
+    return host, port
+
+
+@dataclass(frozen=True)
+class Mount:
+    """An app answering below ``prefix`` (``""`` = at the root) on a shared socket."""
+
+    prefix: str
+    app: object
+    component: str
+
+
+def _bare_not_found(environ, start_response):
+    start_response("404 Not Found", [("Content-Length", "0")])
+    return [b""]
+
+
+class PrefixRouter:
+    """WSGI app dispatching on segment-boundary path prefixes; the first match wins."""
+
+    def __init__(self, mounts: list[Mount], fallback=None, fallback_component="ingress"):
+        # Longer prefixes first so a root mount never hides a prefixed one.
+        self.mounts = sorted(mounts, key=lambda mount: len(mount.prefix), reverse=True)
+        self.fallback = fallback
+        self.fallback_component = fallback_component
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "") or "/"
+        for mount in self.mounts:
+            prefix = mount.prefix
+            if not prefix:
+                environ["hookaido.component"] = mount.component
+                return mount.app(environ, start_response)
+            if path == prefix or path.startswith(prefix + "/"):
+                environ["hookaido.component"] = mount.component
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+                environ["PATH_INFO"] = path[len(prefix) :] or "/"
+                return mount.app(environ, start_response)
+        if self.fallback is not None:
+            environ["hookaido.component"] = self.fallback_component
+            return self.fallback(environ, start_response)
+        return _bare_not_found(environ, start_response)
+
+
+class _WaitressLogBridge(logging.Handler):
+    """waitress's own log lines become runtime-log events; queue-depth chatter is dropped."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "waitress.queue":
+            return
+        level = "error" if record.levelno >= logging.ERROR else "warn"
+        event("http_server_warning", level=level, message=record.getMessage())
+
+
+def quiet_waitress() -> None:
+    logger = logging.getLogger("waitress")
+    if not any(isinstance(h, _WaitressLogBridge) for h in logger.handlers):
+        logger.addHandler(_WaitressLogBridge())
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+class Listener:
+    """One plain-HTTP socket served by waitress on its own thread.
+
+    ``start()`` binds (raising ``ListenError``) and serves; ``stop(timeout)`` stops accepting,
+    lets in-flight requests finish for up to ``timeout`` seconds, then closes every connection.
+    """
+
+    def __init__(self, app, listen: str, threads: int = DEFAULT_THREADS):
+        self.app = app
+        self.listen = listen
+        self.threads = threads
+        self.server = None
+        self._thread: threading.Thread | None = None
+        self.address: tuple[str, int] | None = None
+
+    def start(self) -> None:
+        host, port = parse_listen(self.listen)
+        quiet_waitress()
+        try:
+            self.server = waitress.server.create_server(
+                self.app,
+                host=host or "0.0.0.0",
+                port=port,
+                threads=self.threads,
+                ident="hookaido",
+                channel_timeout=120,
+                max_request_body_size=MAX_REQUEST_BODY,
+                clear_untrusted_proxy_headers=False,
+                expose_tracebacks=False,
+            )
+        except OSError as exc:
+            raise ListenError(f"listen {self.listen!r}: {exc.strerror or exc}") from exc
+        self.address = (self.server.effective_host, int(self.server.effective_port))
+        self._thread = threading.Thread(
+            target=self._serve, name=f"listener {self.listen}", daemon=True
+        )
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except Exception as exc:
+            event("http_server_error", level="error", listen=self.listen, error=str(exc))
+
+    def stop(self, timeout: float = STOP_GRACE) -> None:
+        server = self.server
+        if server is None:
+            return
+        deadline = time.monotonic() + timeout
+        done = threading.Event()
+
+        def stop_accepting():
+            server.accepting = False
+            wasyncore.dispatcher.close(server)
+            done.set()
+
+        server.trigger.pull_trigger(stop_accepting)
+        done.wait(timeout=1.0)
+        while time.monotonic() < deadline and self._busy(server):
+            time.sleep(0.02)
+
+        def close_all():
+            for channel in list(server._map.values()):
+                try:
+                    channel.close()
+                except OSError:
+                    pass
+
+        server.trigger.pull_trigger(close_all)
+        if self._thread is not None:
+            self._thread.join(timeout=max(0.5, deadline - time.monotonic() + 1.0))
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=1.0)
+        self.server = None
+
+    @staticmethod
+    def _busy(server) -> bool:
+        dispatcher = server.task_dispatcher
+        if dispatcher.queue or dispatcher.active_count > 0:
+            return True
+        return any(channel.requests for channel in list(server.active_channels.values()))
+
+
+def make_server(app, listen: str, tls=None, threads: int = DEFAULT_THREADS, name: str = ""):
+    """A listener for ``app`` on ``listen``: plain waitress, or TLS when ``tls`` is given.
+
+    The result has ``start()`` (binds; raises ``ListenError`` or ``OSError``) and
+    ``stop(timeout)``. Nothing listens before ``start()``.
+    """
+    if tls is None:
+        return Listener(app, listen, threads)
+    from hookaido.server.tls import make_tls_server
+
+    host, port = parse_listen(listen)
+    return make_tls_server(app, host or "0.0.0.0", port, tls, name=name or listen, threads=threads)
