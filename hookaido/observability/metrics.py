@@ -4,9 +4,12 @@ Components increment these directly (``runtime.metrics.ingress_accepted.inc()``)
 gauges are read from the backend at scrape time by the collector the metrics listener adds.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from hookaido import __version__
+
+# The exposition carries only the series the metric tables name, not ``*_created`` twins.
+disable_created_metrics()
 
 INGRESS_REJECT_REASONS = (
     "memory_pressure",
