@@ -67,18 +67,18 @@ def parse_duration_nanos(text: str) -> int:
     if value.lower() == "off" or value == "0":
         return 0
     if value.startswith("-"):
-        raise ValueError(f"invalid duration {text!r}: must not be negative")
+        raise ValueError(f'invalid duration "{text}": must not be negative')
     if _DAYS.fullmatch(value):
         nanos = int(value[:-1]) * 86_400 * 1_000_000_000
         if nanos > _MAX_NANOS:
-            raise ValueError(f"invalid duration {text!r}: too large")
+            raise ValueError(f'invalid duration "{text}": too large')
         return nanos
     try:
         return _unit_nanos(value)
     except ValueError as exc:
         if str(exc) == "overflow":
-            raise ValueError(f"invalid duration {text!r}: too large") from None
-        raise ValueError(f"invalid duration {text!r}: expected {DURATION_FORMS}") from None
+            raise ValueError(f'invalid duration "{text}": too large') from None
+        raise ValueError(f'invalid duration "{text}": expected {DURATION_FORMS}') from None
 
 
 def parse_duration(text: str) -> timedelta:
@@ -96,7 +96,7 @@ def parse_positive_duration(text: str) -> timedelta:
     """A duration that must be greater than zero (``off`` and ``0`` are rejected)."""
     nanos = parse_duration_nanos(text)
     if nanos <= 0:
-        raise ValueError(f"invalid duration {text!r}: must be a positive duration")
+        raise ValueError(f'invalid duration "{text}": must be a positive duration')
     return _nanos_to_timedelta(nanos) or timedelta(microseconds=1)
 
 
@@ -112,7 +112,7 @@ def parse_api_duration(text: str) -> timedelta:
     try:
         nanos = _unit_nanos(value)
     except ValueError:
-        raise ValueError(f"invalid duration {text!r}: expected {API_DURATION_FORMS}") from None
+        raise ValueError(f'invalid duration "{text}": expected {API_DURATION_FORMS}') from None
     return sign * _nanos_to_timedelta(nanos)
 
 
@@ -165,12 +165,12 @@ def parse_size(text: str, allow_off: bool = False) -> int | None:
         return None
     match = _SIZE.fullmatch(value)
     if match is None:
-        raise ValueError(f"invalid size {text!r}: expected {SIZE_FORMS}")
+        raise ValueError(f'invalid size "{text}": expected {SIZE_FORMS}')
     size = int(match.group(1)) * _SIZE_FACTORS[(match.group(2) or "").lower()]
     if size <= 0:
-        raise ValueError(f"invalid size {text!r}: must be greater than 0")
+        raise ValueError(f'invalid size "{text}": must be greater than 0')
     if size > MAX_SIZE:
-        raise ValueError(f"invalid size {text!r}: must be at most 1024gb")
+        raise ValueError(f'invalid size "{text}": must be at most 1024gb')
     return size
 
 
@@ -185,7 +185,7 @@ def parse_bool(text: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"invalid boolean {text!r}: expected on/off, true/false or 1/0")
+    raise ValueError(f'invalid boolean "{text}": expected on/off, true/false or 1/0')
 
 
 _INT = re.compile(r"[+-]?\d+")
@@ -195,7 +195,7 @@ def parse_int(text: str, minimum: int | None = None, maximum: int | None = None)
     """A decimal integer within ``[minimum, maximum]`` (either bound may be open)."""
     value = text.strip()
     if not _INT.fullmatch(value):
-        raise ValueError(f"invalid integer {text!r}{_range_text(minimum, maximum)}")
+        raise ValueError(f'invalid integer "{text}"{_range_text(minimum, maximum)}')
     number = int(value)
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise ValueError(f"integer {number} out of range{_range_text(minimum, maximum)}")
@@ -227,7 +227,7 @@ def parse_float(text: str) -> float:
     """A finite decimal number."""
     value = text.strip()
     if not _FLOAT.fullmatch(value):
-        raise ValueError(f"invalid number {text!r}: expected a decimal number such as 0.5")
+        raise ValueError(f'invalid number "{text}": expected a decimal number such as 0.5')
     return float(value)
 
 
@@ -245,7 +245,7 @@ def parse_timestamp(text: str) -> datetime:
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         raise ValueError(
-            f"invalid timestamp {text!r}: expected RFC 3339 such as 2026-01-01T00:00:00Z"
+            f'invalid timestamp "{text}": expected RFC 3339 such as 2026-01-01T00:00:00Z'
         )
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     fraction = match.group(7) or ""
@@ -256,14 +256,14 @@ def parse_timestamp(text: str) -> datetime:
     else:
         hours, minutes = int(zone[1:3]), int(zone[4:6])
         if hours > 23 or minutes > 59:
-            raise ValueError(f"invalid timestamp {text!r}: bad UTC offset")
+            raise ValueError(f'invalid timestamp "{text}": bad UTC offset')
         offset = timedelta(hours=hours, minutes=minutes) * (-1 if zone[0] == "-" else 1)
     if second == 60:  # a leap second is read as the last second of its minute
         second = 59
     try:
         moment = datetime(year, month, day, hour, minute, second, micros, timezone(offset))
     except ValueError as exc:
-        raise ValueError(f"invalid timestamp {text!r}: {exc}") from None
+        raise ValueError(f'invalid timestamp "{text}": {exc}') from None
     return moment.astimezone(UTC)
 
 
@@ -325,22 +325,22 @@ def parse_listen(text: str) -> ListenAddress:
     if value.startswith("["):
         close = value.find("]")
         if close < 0 or value[close + 1 : close + 2] != ":":
-            raise ValueError(f"invalid listen address {text!r}: expected {LISTEN_FORMS}")
+            raise ValueError(f'invalid listen address "{text}": expected {LISTEN_FORMS}')
         host, port = value[1:close], value[close + 2 :]
         if _ip_or_none(host) is None or ":" not in host:
-            raise ValueError(f"invalid listen address {text!r}: {host!r} is not an IPv6 address")
+            raise ValueError(f'invalid listen address "{text}": "{host}" is not an IPv6 address')
     else:
         host, sep, port = value.rpartition(":")
         if not sep:
-            raise ValueError(f"invalid listen address {text!r}: expected {LISTEN_FORMS}")
+            raise ValueError(f'invalid listen address "{text}": expected {LISTEN_FORMS}')
         if ":" in host:
             raise ValueError(
-                f"invalid listen address {text!r}: write IPv6 hosts in brackets, [::1]:8080"
+                f'invalid listen address "{text}": write IPv6 hosts in brackets, [::1]:8080'
             )
         if host and _ip_or_none(host) is None and not _HOSTNAME.fullmatch(host):
-            raise ValueError(f"invalid listen address {text!r}: bad host {host!r}")
+            raise ValueError(f'invalid listen address "{text}": bad host "{host}"')
     if not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"invalid listen address {text!r}: port must be a number 0..65535")
+        raise ValueError(f'invalid listen address "{text}": port must be a number 0..65535')
     return ListenAddress(host, int(port))
 
 
@@ -356,13 +356,13 @@ def parse_secret_ref(text: str, location: Location | None = None) -> SecretRef:
     """Check the syntax of a secret reference (values are loaded later, never here)."""
     scheme, sep, rest = text.partition(":")
     if not sep or scheme not in SECRET_SCHEMES:
-        raise ValueError(f"invalid secret reference {text!r}: expected {SECRET_FORMS}")
+        raise ValueError(f'invalid secret reference "{text}": expected {SECRET_FORMS}')
     if scheme == "env" and not rest.strip():
-        raise ValueError(f"invalid secret reference {text!r}: env: needs a variable name")
+        raise ValueError(f'invalid secret reference "{text}": env: needs a variable name')
     if scheme == "file" and not rest.strip():
-        raise ValueError(f"invalid secret reference {text!r}: file: needs a path")
+        raise ValueError(f'invalid secret reference "{text}": file: needs a path')
     if scheme == "raw" and not rest:
-        raise ValueError(f"invalid secret reference {text!r}: raw: value is empty")
+        raise ValueError(f'invalid secret reference "{text}": raw: value is empty')
     if scheme == "vault":
         _check_vault_ref(text, rest)
     return SecretRef(scheme, rest, location)
@@ -371,14 +371,14 @@ def parse_secret_ref(text: str, location: Location | None = None) -> SecretRef:
 def _check_vault_ref(text: str, rest: str) -> None:
     path, hash_sign, field_name = rest.partition("#")
     if "://" in path:
-        raise ValueError(f"invalid secret reference {text!r}: vault path must not be a URL")
+        raise ValueError(f'invalid secret reference "{text}": vault path must not be a URL')
     segments = [segment for segment in path.strip("/").split("/")]
     if not path.strip("/"):
-        raise ValueError(f"invalid secret reference {text!r}: vault: needs a path")
+        raise ValueError(f'invalid secret reference "{text}": vault: needs a path')
     if any(segment in (".", "..") for segment in segments):
-        raise ValueError(f"invalid secret reference {text!r}: vault path has dot segments")
+        raise ValueError(f'invalid secret reference "{text}": vault path has dot segments')
     if hash_sign and not field_name:
-        raise ValueError(f"invalid secret reference {text!r}: empty vault field after '#'")
+        raise ValueError(f"invalid secret reference \"{text}\": empty vault field after '#'")
 
 
 def is_secret_ref(text: str) -> bool:
@@ -398,7 +398,7 @@ def is_secret_ref(text: str) -> bool:
 def clean_path(text: str) -> str:
     """Clean a route path or prefix: collapse ``//``, resolve ``.``/``..``, drop trailing ``/``."""
     if not text.startswith("/"):
-        raise ValueError(f"path {text!r} must start with '/'")
+        raise ValueError(f"path \"{text}\" must start with '/'")
     cleaned = posixpath.normpath(text)
     if cleaned.startswith("//"):  # normpath keeps a leading double slash
         cleaned = "/" + cleaned.lstrip("/")
@@ -446,7 +446,7 @@ def parse_ip_network(text: str) -> str:
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise ValueError(f"invalid IP or CIDR {text!r}") from None
+        raise ValueError(f'invalid IP or CIDR "{text}"') from None
     if isinstance(network, ipaddress.IPv6Network):
         mapped = network.network_address.ipv4_mapped
         if mapped is not None and network.prefixlen >= 96:
