@@ -13,6 +13,7 @@ from hookaido.queue.errors import (
     MessageExists,
     QueueError,
     QueueFull,
+    SchemaTooNew,
     StoreUnavailable,
 )
 from hookaido.queue.model import (
@@ -41,6 +42,7 @@ __all__ = [
     "QueueError",
     "QueueFull",
     "Retention",
+    "SchemaTooNew",
     "Stats",
     "StoreUnavailable",
     "new_attempt_id",

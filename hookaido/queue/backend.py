@@ -184,3 +184,12 @@ class QueueBackend(abc.ABC):
     @abc.abstractmethod
     def prune(self) -> dict[str, int]:
         """Apply every retention rule now; returns removed counts by reason."""
+
+    # -- diagnostics ------------------------------------------------------------------------
+
+    def diagnostics(self) -> dict | None:
+        """Backend-specific health details (the ``store`` section of ``/healthz?details=1``).
+
+        ``None`` (the default) when the backend has nothing beyond ``stats`` to report.
+        """
+        return None

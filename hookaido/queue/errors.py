@@ -36,3 +36,16 @@ class LeaseConflict(QueueError):
 
 class StoreUnavailable(QueueError):
     """The store could not be reached (I/O error, locked database beyond the busy timeout)."""
+
+
+class SchemaTooNew(QueueError):
+    """The store was written by a newer Hookaido; opening it could damage it."""
+
+    def __init__(self, path: str, found: int, supported: int):
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"{path}: database schema version {found} is newer than this Hookaido supports"
+            f" (version {supported}); upgrade Hookaido or point --db at another file"
+        )

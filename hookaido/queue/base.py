@@ -1,0 +1,155 @@
+"""Behaviour every backend shares: readiness wake-ups, settled-lease memory, prune pacing.
+
+Backends subclass ``BackendBase`` instead of ``QueueBackend`` to get these for free; nothing
+here touches storage.
+"""
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from hookaido.observability.log import event
+from hookaido.queue.backend import BackendSettings, QueueBackend
+
+SETTLED_MEMORY = timedelta(minutes=2)
+SETTLED_CAPACITY = 20000
+MAX_DEQUEUE_BATCH = 100
+# Waiters re-check at least this often, so a clock that jumps (or a lease that expires
+# without any store activity) is noticed without a notification.
+WAIT_RECHECK_SECONDS = 1.0
+
+
+class SettledLeases:
+    """Leases settled successfully in the last two minutes, remembered per operation kind.
+
+    A worker that retries an ``ack`` whose response it never saw must get success again,
+    not a conflict. ``ack`` and ``nack`` are separate memories: an ``ack`` of a lease that
+    was nacked is still a conflict.
+    """
+
+    def __init__(self, clock, ttl: timedelta = SETTLED_MEMORY, capacity: int = SETTLED_CAPACITY):
+        self._clock = clock
+        self._ttl = ttl
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._kinds: dict[str, OrderedDict[str, tuple[str, datetime]]] = {}
+
+    def remember(self, kind: str, lease_id: str, route: str) -> None:
+        now = self._clock()
+        with self._lock:
+            memory = self._kinds.setdefault(kind, OrderedDict())
+            memory.pop(lease_id, None)
+            memory[lease_id] = (route, now)
+            self._forget_old(memory, now)
+            while len(memory) > self._capacity:
+                memory.popitem(last=False)
+
+    def recall(self, kind: str, lease_id: str, route: str | None = None) -> bool:
+        """True when ``lease_id`` was settled by ``kind`` recently (on ``route``, if given)."""
+        now = self._clock()
+        with self._lock:
+            memory = self._kinds.get(kind)
+            if not memory:
+                return False
+            self._forget_old(memory, now)
+            remembered = memory.get(lease_id)
+        if remembered is None:
+            return False
+        return route is None or remembered[0] == route
+
+    def _forget_old(self, memory: OrderedDict, now: datetime) -> None:
+        cutoff = now - self._ttl
+        while memory:
+            _, (_, settled_at) = next(iter(memory.items()))
+            if settled_at > cutoff:
+                break
+            memory.popitem(last=False)
+
+
+class BackendBase(QueueBackend):
+    """A ``QueueBackend`` with the storage-independent parts already written.
+
+    Subclasses implement the storage methods plus ``_next_ready_at`` and call
+    ``_notify_ready`` after every transition that makes an envelope ready, ``_maybe_prune``
+    on store activity, and consult ``settled`` when a lease is not found.
+    """
+
+    def __init__(self, settings: BackendSettings):
+        super().__init__(settings)
+        self.settled = SettledLeases(settings.clock)
+        self._readiness = threading.Condition(threading.Lock())
+        self._readiness_seq: dict[tuple[str, str], int] = {}
+        self._prune_lock = threading.Lock()
+        self._last_prune_at: datetime | None = None
+
+    # -- readiness ------------------------------------------------------------------------
+
+    def _next_ready_at(self, route: str, target: str) -> datetime | None:
+        """Earliest time an envelope of route/target becomes leasable (queued ``next_run_at``
+        or a lease deadline), or None when there is nothing queued or leased."""
+        raise NotImplementedError
+
+    def _notify_ready(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Wake every waiter of the given (route, target) pairs."""
+        keys = set(keys)
+        if not keys:
+            return
+        with self._readiness:
+            for key in keys:
+                self._readiness_seq[key] = self._readiness_seq.get(key, 0) + 1
+            self._readiness.notify_all()
+
+    def wait_for_ready(self, route: str, target: str, timeout: float) -> bool:
+        key = (route, target)
+        clock = self.settings.clock
+        remaining = max(0.0, float(timeout))
+        deadline = time.monotonic() + remaining
+
+        while True:
+            with self._readiness:
+                seen = self._readiness_seq.get(key, 0)
+            next_at = self._next_ready_at(route, target)
+            if next_at is not None and next_at <= clock():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+
+            pause = min(remaining, WAIT_RECHECK_SECONDS)
+            if next_at is not None:
+                until_ready = (next_at - clock()).total_seconds()
+                pause = max(0.0, min(pause, until_ready))
+            with self._readiness:
+                if self._readiness_seq.get(key, 0) == seen:
+                    self._readiness.wait(pause)
+                if self._readiness_seq.get(key, 0) != seen:
+                    return True
+
+    # -- retention pacing -----------------------------------------------------------------
+
+    def _maybe_prune(self) -> None:
+        """Run ``prune`` when ``prune_interval`` has passed since the last pass."""
+        interval = self.settings.retention.prune_interval
+        if interval is None or interval <= timedelta(0):
+            return
+        now = self.settings.clock()
+        with self._prune_lock:
+            last = self._last_prune_at
+            if last is not None and now - last < interval:
+                return
+            self._last_prune_at = now
+        try:
+            self.prune()
+        except Exception as exc:  # pruning is housekeeping: the caller's operation goes on
+            event("queue_prune_failed", level="warn", error=str(exc))
+
+    # -- shared helpers ---------------------------------------------------------------------
+
+    @staticmethod
+    def _batch_size(batch: int) -> int:
+        return max(0, min(int(batch), MAX_DEQUEUE_BATCH))
+
+    def _delivered_retention_on(self) -> bool:
+        return self.settings.retention.delivered_max_age is not None

@@ -1,0 +1,681 @@
+"""The durable queue on one SQLite file in WAL mode with ``synchronous=FULL``.
+
+A caller hears success only after its transaction committed. Writes go through one
+connection behind a lock (``BEGIN IMMEDIATE``); reads use one connection per thread.
+"""
+
+import functools
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from hookaido.observability.log import event
+from hookaido.queue.backend import AttemptFilter, BackendSettings, MessageFilter
+from hookaido.queue.base import BackendBase
+from hookaido.queue.errors import LeaseConflict, MessageExists, QueueFull, StoreUnavailable
+from hookaido.queue.model import (
+    STATES,
+    Attempt,
+    BucketStats,
+    Envelope,
+    LeaseResult,
+    Stats,
+    new_lease_id,
+)
+from hookaido_backend_sqlite.schema import migrate
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ID_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
+CHECKPOINT_SECONDS = 30.0
+
+ITEM_COLUMNS = (
+    "id, route, target, state, received_at, attempt, next_run_at, payload, headers, trace,"
+    " dead_reason, schema_version, lease_id, lease_until"
+)
+ATTEMPT_COLUMNS = (
+    "id, event_id, route, target, attempt, status_code, error, outcome, dead_reason, created_at"
+)
+
+
+def to_ns(moment: datetime) -> int:
+    """Unix nanoseconds of a datetime (naive values are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def from_ns(nanos: int) -> datetime:
+    return EPOCH + timedelta(microseconds=nanos // 1000)
+
+
+def _duration_ns(duration: timedelta) -> int:
+    return (duration.days * 86400 + duration.seconds) * 1_000_000_000 + duration.microseconds * 1000
+
+
+def _json(mapping: dict[str, str]) -> str:
+    return json.dumps(mapping, separators=(",", ":"), ensure_ascii=False)
+
+
+def _envelope(row) -> Envelope:
+    return Envelope(
+        id=row[0],
+        route=row[1],
+        target=row[2],
+        state=row[3],
+        received_at=from_ns(row[4]),
+        attempt=row[5],
+        next_run_at=from_ns(row[6]),
+        payload=bytes(row[7] or b""),
+        headers=json.loads(row[8] or "{}"),
+        trace=json.loads(row[9] or "{}"),
+        dead_reason=row[10] or "",
+        schema_version=row[11],
+        lease_id=row[12] or "",
+        lease_until=from_ns(row[13]) if row[13] is not None else None,
+    )
+
+
+def _attempt(row) -> Attempt:
+    return Attempt(
+        id=row[0],
+        event_id=row[1],
+        route=row[2],
+        target=row[3],
+        attempt=row[4],
+        status_code=row[5] or 0,
+        error=row[6] or "",
+        outcome=row[7],
+        dead_reason=row[8] or "",
+        created_at=from_ns(row[9]),
+    )
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), ID_CHUNK):
+        yield ids[start : start + ID_CHUNK]
+
+
+def _marks(values: list) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _store_errors(method):
+    """Report SQLite failures (I/O, a lock held past the busy timeout) as StoreUnavailable."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    return guarded
+
+
+class SQLiteBackend(BackendBase):
+    """Envelopes and delivery attempts in the tables of ``schema.py``."""
+
+    name = "sqlite"
+
+    INSERT_ITEM = f"INSERT INTO queue_items ({ITEM_COLUMNS}) VALUES ({_marks([0] * 14)})"
+    SELECT_READY = (
+        f"SELECT {ITEM_COLUMNS} FROM queue_items"
+        " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?"
+        " ORDER BY next_run_at, received_at LIMIT ?"
+    )
+    LEASE_ITEM = (
+        "UPDATE queue_items SET state = 'leased', lease_id = ?, lease_until = ?,"
+        " next_run_at = ?, attempt = attempt + 1 WHERE id = ?"
+    )
+    SWEEP_EXPIRED = (
+        "UPDATE queue_items SET state = 'queued', lease_id = NULL, lease_until = NULL,"
+        " next_run_at = ? WHERE state = 'leased' AND next_run_at <= ? RETURNING route, target"
+    )
+    FIND_LEASE = "SELECT id, route, target, lease_until FROM queue_items WHERE lease_id = ?"
+    EXPIRE_ITEM = (
+        "UPDATE queue_items SET state = 'queued', lease_id = NULL, lease_until = NULL,"
+        " next_run_at = ? WHERE id = ?"
+    )
+    DELIVER_ITEM = (
+        "UPDATE queue_items SET state = 'delivered', lease_id = NULL, lease_until = NULL,"
+        " next_run_at = ? WHERE id = ?"
+    )
+    DELETE_ITEM = "DELETE FROM queue_items WHERE id = ?"
+    KILL_ITEM = (
+        "UPDATE queue_items SET state = 'dead', dead_reason = ?, lease_id = NULL,"
+        " lease_until = NULL, next_run_at = ? WHERE id = ?"
+    )
+    RETRY_ITEM = (
+        "UPDATE queue_items SET state = 'queued', dead_reason = '', lease_id = NULL,"
+        " lease_until = NULL, next_run_at = ? WHERE id = ?"
+    )
+    EXTEND_LEASE = (
+        "UPDATE queue_items SET lease_until = lease_until + ?, next_run_at = lease_until + ?"
+        " WHERE id = ?"
+    )
+    DEPTH = (
+        "SELECT (SELECT COUNT(*) FROM queue_items WHERE state = 'queued')"
+        " + (SELECT COUNT(*) FROM queue_items WHERE state = 'leased')"
+    )
+    OLDEST_QUEUED = (
+        "SELECT id FROM queue_items WHERE state = 'queued' ORDER BY received_at, id LIMIT ?"
+    )
+    NEXT_AT = (
+        "SELECT MIN(next_run_at) FROM queue_items WHERE route = ? AND target = ? AND state = ?"
+    )
+    INSERT_ATTEMPT = (
+        f"INSERT OR REPLACE INTO delivery_attempts ({ATTEMPT_COLUMNS}) VALUES ({_marks([0] * 10)})"
+    )
+
+    def __init__(self, settings: BackendSettings):
+        super().__init__(settings)
+        self.path = settings.db_path
+        self._write_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._last_checkpoint = time.monotonic()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the file and its parent folders if needed and migrate it to this version."""
+        parent = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+            migrate(self.path)
+            self._writer = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._checkpoint(self._writer)
+                self._writer.close()
+                self._writer = None
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            with self._connections_lock:
+                self._connections.append(conn)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction on the write connection; rolled back on error."""
+        with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise StoreUnavailable(f"{self.path}: store is closed")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
+                self._checkpoint(conn)
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy committed WAL pages into the main file without waiting for readers."""
+        self._last_checkpoint = time.monotonic()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            event("queue_checkpoint_failed", level="warn", path=self.path, error=str(exc))
+
+    def _now(self) -> tuple[datetime, int]:
+        now = self.settings.clock()
+        return now, to_ns(now)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @_store_errors
+    def enqueue(self, envelopes: Iterable[Envelope]) -> None:
+        batch = list(envelopes)
+        if not batch:
+            return
+        seen: set[str] = set()
+        for envelope in batch:
+            if envelope.id in seen:
+                raise MessageExists(envelope.id)
+            seen.add(envelope.id)
+        rows = [self._item_row(envelope) for envelope in batch]
+        self._maybe_prune()
+
+        with self._transaction() as conn:
+            taken = self._first_existing(conn, batch)
+            if taken is not None:
+                raise MessageExists(taken)
+            self._make_room(conn, len(batch))
+            conn.executemany(self.INSERT_ITEM, rows)
+
+        self._notify_ready((envelope.route, envelope.target) for envelope in batch)
+
+    @staticmethod
+    def _item_row(envelope: Envelope) -> tuple:
+        return (
+            envelope.id,
+            envelope.route,
+            envelope.target,
+            "queued",
+            to_ns(envelope.received_at),
+            envelope.attempt,
+            to_ns(envelope.next_run_at),
+            bytes(envelope.payload),
+            _json(envelope.headers),
+            _json(envelope.trace),
+            "",
+            envelope.schema_version,
+            None,
+            None,
+        )
+
+    def _first_existing(self, conn: sqlite3.Connection, batch: list[Envelope]) -> str | None:
+        """The first id of the batch that is already stored, checked before any eviction."""
+        ids = [envelope.id for envelope in batch]
+        stored: set[str] = set()
+        for chunk in _chunks(ids):
+            sql = f"SELECT id FROM queue_items WHERE id IN ({_marks(chunk)})"
+            stored.update(row[0] for row in conn.execute(sql, chunk))
+        return next((i for i in ids if i in stored), None)
+
+    def _make_room(self, conn: sqlite3.Connection, incoming: int) -> None:
+        """Apply ``max_depth``: evict the oldest queued items or raise ``QueueFull``.
+
+        Runs inside the enqueue transaction, so evictions vanish if the enqueue fails.
+        """
+        max_depth = self.settings.max_depth
+        if max_depth <= 0:
+            return
+        depth = conn.execute(self.DEPTH).fetchone()[0]
+        excess = depth + incoming - max_depth
+        if excess <= 0:
+            return
+        if self.settings.drop_policy != "drop_oldest":
+            raise QueueFull("queue is full")
+        victims = conn.execute(self.OLDEST_QUEUED, [excess]).fetchall()
+        if len(victims) < excess:
+            raise QueueFull("queue is full and every item is leased")
+        conn.executemany(self.DELETE_ITEM, victims)
+
+    # -- leasing ----------------------------------------------------------------------------
+
+    @_store_errors
+    def dequeue(self, route: str, target: str, batch: int, lease_ttl: timedelta) -> list[Envelope]:
+        self._maybe_prune()
+        wanted = self._batch_size(batch)
+        leased: list[Envelope] = []
+
+        with self._transaction() as conn:
+            now, now_ns = self._now()
+            expired = self._sweep_expired(conn, now_ns)
+            rows = conn.execute(self.SELECT_READY, [route, target, now_ns, wanted]).fetchall()
+            lease_until = now + lease_ttl
+            until_ns = to_ns(lease_until)
+            updates = []
+            for row in rows:
+                envelope = _envelope(row)
+                envelope.state = "leased"
+                envelope.lease_id = new_lease_id()
+                envelope.lease_until = lease_until
+                envelope.next_run_at = lease_until
+                envelope.attempt += 1
+                updates.append((envelope.lease_id, until_ns, until_ns, envelope.id))
+                leased.append(envelope)
+            conn.executemany(self.LEASE_ITEM, updates)
+
+        self._notify_ready(expired)
+        return leased
+
+    def _sweep_expired(self, conn: sqlite3.Connection, now_ns: int) -> set[tuple[str, str]]:
+        return {(row[0], row[1]) for row in conn.execute(self.SWEEP_EXPIRED, [now_ns, now_ns])}
+
+    def _live_lease(self, conn, lease_id: str, route: str | None, now_ns: int, notify: set):
+        """(id, route) of the item holding a live lease, or None and the conflict reason."""
+        row = conn.execute(self.FIND_LEASE, [lease_id]).fetchone()
+        if row is None or (route is not None and row[1] != route):
+            return None, "lease_not_found"
+        if row[3] is None or row[3] <= now_ns:
+            conn.execute(self.EXPIRE_ITEM, [now_ns, row[0]])
+            notify.add((row[1], row[2]))
+            return None, "lease_expired"
+        return (row[0], row[1], row[2]), ""
+
+    @_store_errors
+    def ack(self, lease_ids: list[str], route: str | None = None) -> LeaseResult:
+        result = LeaseResult()
+        settled: list[tuple[str, str]] = []
+        unsettled: list[tuple[str, str]] = []
+        notify: set = set()
+        keep = self._delivered_retention_on()
+
+        with self._transaction() as conn:
+            _, now_ns = self._now()
+            for lease_id in lease_ids:
+                item, reason = self._live_lease(conn, lease_id, route, now_ns, notify)
+                if item is None:
+                    unsettled.append((lease_id, reason))
+                    continue
+                if keep:
+                    conn.execute(self.DELIVER_ITEM, [now_ns, item[0]])
+                else:
+                    conn.execute(self.DELETE_ITEM, [item[0]])
+                settled.append((lease_id, item[1]))
+
+        self._finish_settling("ack", result, settled, unsettled, route)
+        self._notify_ready(notify)
+        return result
+
+    def _finish_settling(self, kind, result: LeaseResult, settled, unsettled, route) -> None:
+        for lease_id, lease_route in settled:
+            self.settled.remember(kind, lease_id, lease_route)
+            result.succeeded += 1
+        for lease_id, reason in unsettled:
+            if reason == "lease_not_found" and self.settled.recall(kind, lease_id, route):
+                result.succeeded += 1
+            else:
+                result.conflicts.append((lease_id, reason))
+
+    @_store_errors
+    def nack(
+        self,
+        lease_ids: list[str],
+        delay: timedelta = timedelta(0),
+        dead: bool = False,
+        reason: str = "",
+        route: str | None = None,
+    ) -> LeaseResult:
+        result = LeaseResult()
+        settled: list[tuple[str, str]] = []
+        unsettled: list[tuple[str, str]] = []
+        notify: set = set()
+        delay = max(delay, timedelta(0))
+
+        with self._transaction() as conn:
+            now, now_ns = self._now()
+            for lease_id in lease_ids:
+                item, conflict = self._live_lease(conn, lease_id, route, now_ns, notify)
+                if item is None:
+                    unsettled.append((lease_id, conflict))
+                    continue
+                if dead:
+                    conn.execute(self.KILL_ITEM, [reason, now_ns, item[0]])
+                else:
+                    conn.execute(self.RETRY_ITEM, [to_ns(now + delay), item[0]])
+                    notify.add((item[1], item[2]))
+                settled.append((lease_id, item[1]))
+
+        self._finish_settling("nack", result, settled, unsettled, route)
+        self._notify_ready(notify)
+        return result
+
+    @_store_errors
+    def extend(self, lease_id: str, by: timedelta, route: str | None = None) -> None:
+        if by <= timedelta(0):
+            return
+        notify: set = set()
+        with self._transaction() as conn:
+            _, now_ns = self._now()
+            item, reason = self._live_lease(conn, lease_id, route, now_ns, notify)
+            if item is not None:
+                by_ns = _duration_ns(by)
+                conn.execute(self.EXTEND_LEASE, [by_ns, by_ns, item[0]])
+        self._notify_ready(notify)
+        if item is None:
+            raise LeaseConflict(lease_id, reason)
+
+    @_store_errors
+    def _next_ready_at(self, route: str, target: str) -> datetime | None:
+        conn = self._reader()
+        found = [
+            conn.execute(self.NEXT_AT, [route, target, state]).fetchone()[0]
+            for state in ("queued", "leased")
+        ]
+        found = [value for value in found if value is not None]
+        return from_ns(min(found)) if found else None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @_store_errors
+    def get(self, message_id: str) -> Envelope | None:
+        sql = f"SELECT {ITEM_COLUMNS} FROM queue_items WHERE id = ?"
+        row = self._reader().execute(sql, [message_id]).fetchone()
+        return _envelope(row) if row is not None else None
+
+    @_store_errors
+    def list_messages(self, selector: MessageFilter) -> list[Envelope]:
+        self._maybe_prune()
+        clauses, params = [], []
+        for column, value in (("route", selector.route), ("target", selector.target)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if selector.states is not None:
+            states = list(selector.states) or [""]
+            clauses.append(f"state IN ({_marks(states)})")
+            params.extend(states)
+        if selector.before is not None:
+            clauses.append("received_at < ?")
+            params.append(to_ns(selector.before))
+        if selector.ids is not None:
+            ids = list(dict.fromkeys(selector.ids)) or [""]
+            clauses.append(f"id IN ({_marks(ids)})")
+            params.extend(ids)
+
+        sql = f"SELECT {ITEM_COLUMNS} FROM queue_items"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY received_at DESC, id DESC"
+        if selector.limit > 0:
+            sql += " LIMIT ?"
+            params.append(selector.limit)
+        return [_envelope(row) for row in self._reader().execute(sql, params)]
+
+    @_store_errors
+    def stats(self) -> Stats:
+        self._maybe_prune()
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for every figure
+        try:
+            by_state = dict.fromkeys(STATES, 0)
+            for state, count in conn.execute(
+                "SELECT state, COUNT(*) FROM queue_items GROUP BY state"
+            ):
+                by_state[state] = count
+            oldest = conn.execute(
+                "SELECT MIN(received_at) FROM queue_items WHERE state = 'queued'"
+            ).fetchone()[0]
+            earliest = conn.execute(
+                "SELECT MIN(next_run_at) FROM queue_items WHERE state = 'queued'"
+            ).fetchone()[0]
+            buckets = conn.execute(
+                "SELECT route, target, COUNT(*), MIN(received_at), MIN(next_run_at)"
+                " FROM queue_items WHERE state = 'queued' GROUP BY route, target"
+                " ORDER BY COUNT(*) DESC, route, target LIMIT 10"
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+
+        return Stats(
+            total=sum(by_state.values()),
+            by_state=by_state,
+            oldest_queued_received_at=from_ns(oldest) if oldest is not None else None,
+            earliest_queued_next_run_at=from_ns(earliest) if earliest is not None else None,
+            top_queued=[
+                BucketStats(route, target, count, from_ns(first), from_ns(soonest))
+                for route, target, count, first, soonest in buckets
+            ],
+        )
+
+    # -- lifecycle mutations ----------------------------------------------------------------
+
+    @_store_errors
+    def cancel(self, ids: Iterable[str]) -> int:
+        changed, _ = self._mutate(
+            ids,
+            "UPDATE queue_items SET state = 'canceled', lease_id = NULL, lease_until = NULL,"
+            " dead_reason = '', next_run_at = ?",
+            ("queued", "leased", "dead"),
+        )
+        return changed
+
+    @_store_errors
+    def requeue(self, ids: Iterable[str]) -> int:
+        changed, keys = self._mutate(
+            ids,
+            "UPDATE queue_items SET state = 'queued', attempt = 0, dead_reason = '',"
+            " next_run_at = ?",
+            ("dead", "canceled"),
+        )
+        self._notify_ready(keys)
+        return changed
+
+    @_store_errors
+    def resume(self, ids: Iterable[str]) -> int:
+        changed, keys = self._mutate(
+            ids,
+            "UPDATE queue_items SET state = 'queued', dead_reason = '', next_run_at = ?",
+            ("canceled",),
+        )
+        self._notify_ready(keys)
+        return changed
+
+    @_store_errors
+    def delete_dead(self, ids: Iterable[str]) -> int:
+        return self._mutate(ids, "DELETE FROM queue_items", ("dead",), with_now=False)[0]
+
+    def _mutate(self, ids, statement: str, eligible: tuple[str, ...], with_now: bool = True):
+        """Run ``statement`` on the eligible items among ``ids``; returns (count, keys)."""
+        ids = list(dict.fromkeys(ids))
+        changed = 0
+        keys: set[tuple[str, str]] = set()
+        if not ids:
+            return changed, keys
+        with self._transaction() as conn:
+            _, now_ns = self._now()
+            for chunk in _chunks(ids):
+                sql = (
+                    f"{statement} WHERE id IN ({_marks(chunk)})"
+                    f" AND state IN ({_marks(list(eligible))}) RETURNING route, target"
+                )
+                params = ([now_ns] if with_now else []) + chunk + list(eligible)
+                for route, target in conn.execute(sql, params).fetchall():
+                    keys.add((route, target))
+                    changed += 1
+        return changed, keys
+
+    # -- delivery attempts ------------------------------------------------------------------
+
+    @_store_errors
+    def record_attempt(self, attempt: Attempt) -> None:
+        row = (
+            attempt.id,
+            attempt.event_id,
+            attempt.route,
+            attempt.target,
+            attempt.attempt,
+            attempt.status_code,
+            attempt.error,
+            attempt.outcome,
+            attempt.dead_reason,
+            to_ns(attempt.created_at),
+        )
+        with self._transaction() as conn:
+            conn.execute(self.INSERT_ATTEMPT, row)
+
+    @_store_errors
+    def list_attempts(self, selector: AttemptFilter) -> list[Attempt]:
+        clauses, params = [], []
+        wanted = (
+            ("route", selector.route),
+            ("target", selector.target),
+            ("event_id", selector.event_id),
+            ("outcome", selector.outcome),
+        )
+        for column, value in wanted:
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if selector.before is not None:
+            clauses.append("created_at < ?")
+            params.append(to_ns(selector.before))
+
+        sql = f"SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY created_at DESC, id DESC"
+        if selector.limit > 0:
+            sql += " LIMIT ?"
+            params.append(selector.limit)
+        return [_attempt(row) for row in self._reader().execute(sql, params)]
+
+    # -- retention --------------------------------------------------------------------------
+
+    @_store_errors
+    def prune(self) -> dict[str, int]:
+        rules = self.settings.retention
+        age_rules = (
+            ("queue_retention_age", rules.queue_max_age, "queued", "received_at"),
+            ("delivered_retention_age", rules.delivered_max_age, "delivered", "next_run_at"),
+            ("dead_retention_age", rules.dlq_max_age, "dead", "received_at"),
+        )
+        removed: dict[str, int] = {}
+
+        with self._transaction() as conn:
+            now = self.settings.clock()
+            for reason, max_age, state, column in age_rules:
+                removed[reason] = 0
+                if max_age is not None:
+                    removed[reason] = conn.execute(
+                        f"DELETE FROM queue_items WHERE state = ? AND {column} <= ?",
+                        [state, to_ns(now - max_age)],
+                    ).rowcount
+            removed["dead_retention_depth"] = 0
+            if rules.dlq_max_depth is not None:
+                removed["dead_retention_depth"] = conn.execute(
+                    "DELETE FROM queue_items WHERE id IN (SELECT id FROM queue_items"
+                    " WHERE state = 'dead' ORDER BY received_at DESC, id DESC"
+                    " LIMIT -1 OFFSET ?)",
+                    [rules.dlq_max_depth],
+                ).rowcount
+            removed["attempts_retention_age"] = 0
+            if rules.attempts_max_age is not None:
+                removed["attempts_retention_age"] = conn.execute(
+                    "DELETE FROM delivery_attempts WHERE created_at <= ?",
+                    [to_ns(now - rules.attempts_max_age)],
+                ).rowcount
+            removed["attempts_retention_depth"] = 0
+            if rules.attempts_max_rows is not None:
+                removed["attempts_retention_depth"] = conn.execute(
+                    "DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts"
+                    " ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?)",
+                    [rules.attempts_max_rows],
+                ).rowcount
+        return removed
