@@ -266,6 +266,11 @@ def _group_app(group: list[Component]):
 
 
 def start_listeners(runtime: Runtime) -> list[tuple[object, list[Component]]]:
+    """Start one listener per distinct ``listen`` string, plus the metrics listener."""
+    from hookaido.observability.accesslog import wrap_access_log
+    from hookaido.observability.metrics_server import start_metrics_server
+
+    observability = runtime.config.observability
     groups: dict[str, list[Component]] = {}
     for component in _components(runtime):
         groups.setdefault(component.listen, []).append(component)
@@ -275,13 +280,21 @@ def start_listeners(runtime: Runtime) -> list[tuple[object, list[Component]]]:
             tls = next((c.tls for c in group if c.tls is not None), None)
             threads = PULL_THREADS if any(c.name == "pull_api" for c in group) else 16
             name = "+".join(c.name for c in group)
-            server = make_server(_group_app(group), listen, tls, threads=threads, name=name)
+            app = wrap_access_log(_group_app(group), group[0].name, observability.access_log)
+            server = make_server(app, listen, tls, threads=threads, name=name)
             server.start()
             started.append((server, group))
+        metrics = start_metrics_server(runtime, observability.metrics)
+        if metrics is not None:
+            started.append((metrics, [_metrics_component(observability.metrics)]))
     except (OSError, HookaidoError) as exc:
         stop_listeners(started, timeout=1.0)
         raise StartupError("start_servers_failed", [f"cannot start listeners: {exc}"]) from exc
     return started
+
+
+def _metrics_component(metrics) -> Component:
+    return Component("metrics", metrics.listen, metrics.prefix, None, None)
 
 
 def stop_listeners(started, timeout: float = STOP_GRACE) -> None:
@@ -317,21 +330,6 @@ def start_dispatcher(runtime: Runtime):
     dispatcher = Dispatcher(runtime)
     dispatcher.start()
     return dispatcher
-
-
-def delivery_changed(old: Config, new: Config) -> bool:
-    def delivery(config: Config):
-        return (
-            tuple(
-                (route.path, route.targets, route.deliver_concurrency)
-                for route in config.routes
-                if route.targets
-            ),
-            config.defaults.egress,
-            config.secrets,
-        )
-
-    return delivery(old) != delivery(new)
 
 
 class Pruner(threading.Thread):
@@ -432,7 +430,7 @@ class Server:
         level = self.options.log_level
         if not runtime_log.enabled:
             level = "off"
-        elif runtime_log.level != "info":
+        elif config.observability.runtime_log_configured:
             level = runtime_log.level
         log.configure(level, runtime_log.output, runtime_log.path)
 
@@ -488,14 +486,16 @@ class Server:
             generation = build_generation(
                 config, secrets, runtime, fingerprint, old.number + 1, previous=old
             )
+            # The dispatcher builds its new deliverers before it drains the old ones, so a
+            # target it cannot use rejects the whole reload.
+            if self.dispatcher is not None:
+                self.dispatcher.reload(generation)
         except (StartupError, ConfigError) as exc:
             error = exc.lines if isinstance(exc, StartupError) else exc.problems
             event("config_reload_failed", level="error", trigger=trigger, error=error)
             return False
 
         runtime.swap(generation)
-        if self.dispatcher is not None and delivery_changed(old.config, config):
-            self.dispatcher.reload(generation)
         for warning in config.warnings:
             event("config_warning", level="warn", warning=warning)
         event("config_reloaded_ok", trigger=trigger, generation=generation.number)

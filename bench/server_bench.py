@@ -1,0 +1,309 @@
+"""Load-test the real server with wrk on 127.0.0.1: durable ingress vs a bare 202 handler, and
+Pull API drain with batch 100. Run by hand: ``.venv/bin/python bench/server_bench.py``.
+
+Needs ``wrk`` (Debian: ``apt-get install -y wrk``). Nothing listens beyond loopback.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import urllib3
+
+HERE = Path(__file__).resolve().parent
+TOKEN = "bench-token"
+BODY = '{"event":"bench","payload":"' + "x" * 200 + '"}'
+
+POST_SCRIPT = """
+wrk.method = "POST"
+wrk.body = 'BODY'
+wrk.headers["Content-Type"] = "application/json"
+""".replace("BODY", BODY)
+
+DRAIN_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+
+function init(args)
+  pending = {}
+  acked = 0
+  empty = 0
+  dequeue_path = args[1]
+  ack_path = args[2]
+end
+
+function request()
+  if #pending > 0 then
+    local ids = {}
+    for i = 1, math.min(#pending, 100) do ids[i] = '"' .. table.remove(pending) .. '"' end
+    return wrk.format("POST", ack_path,
+      {["Authorization"] = "Bearer TOKEN", ["Content-Type"] = "application/json"},
+      '{"lease_ids":[' .. table.concat(ids, ",") .. ']}')
+  end
+  return wrk.format("POST", dequeue_path,
+    {["Authorization"] = "Bearer TOKEN", ["Content-Type"] = "application/json"},
+    '{"batch":100,"lease_ttl":"2m"}')
+end
+
+function response(status, headers, body)
+  local got = 0
+  for id in string.gmatch(body, '"lease_id"%s*:%s*"(lease_%x+)"') do
+    table.insert(pending, id)
+    got = got + 1
+  end
+  local n = string.match(body, '"acked"%s*:%s*(%d+)')
+  if n then acked = acked + tonumber(n) end
+  if string.find(body, '"items"') and got == 0 then
+    empty = empty + 1
+    if empty > 20 and #pending == 0 then wrk.thread:stop() end
+  end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("acked") end
+  io.write(string.format("ACKED %d\\n", total))
+end
+""".replace("TOKEN", TOKEN)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def bare_server(port: int, threads: int) -> None:
+    """The ceiling of falcon + waitress here: accept, read the body, answer 202."""
+    import falcon
+    import waitress
+
+    class Accept:
+        def __call__(self, req, resp, **_):
+            req.bounded_stream.read()
+            resp.status = 202
+            resp.content_type = falcon.MEDIA_JSON
+            resp.data = b'{"status":"queued"}\n'
+
+    app = falcon.App()
+    app.add_sink(Accept(), prefix="/")
+    waitress.serve(app, host="127.0.0.1", port=port, threads=threads, ident="bare", _quiet=True)
+
+
+def parse_wrk(output: str) -> dict:
+    def seconds(text: str) -> float:
+        value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+        return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}
+    for label, key in (("50%", "p50"), ("99%", "p99")):
+        match = re.search(rf"^\s+{re.escape(label)}\s+(\S+)", output, re.MULTILINE)
+        result[key] = seconds(match.group(1)) if match else None
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    result["non_2xx"] = int(errors.group(1)) if errors else 0
+    acked = re.search(r"ACKED (\d+)", output)
+    if acked:
+        result["acked"] = int(acked.group(1))
+    return result
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int, args=()) -> tuple[dict, float]:
+    command = [
+        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+        "-s", str(script), url, *args,
+    ]  # fmt: skip
+    started = time.monotonic()
+    output = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    return parse_wrk(output), time.monotonic() - started
+
+
+def hookaidofile(ports: dict) -> str:
+    return f"""
+ingress {{
+  listen 127.0.0.1:{ports["ingress"]}
+}}
+pull_api {{
+  listen 127.0.0.1:{ports["pull"]}
+  auth token raw:{TOKEN}
+}}
+admin_api {{
+  listen 127.0.0.1:{ports["admin"]}
+}}
+observability {{
+  access_log off
+}}
+queue_limits {{
+  max_depth 0
+}}
+/webhooks/bench {{
+  pull {{ path /pull/bench }}
+}}
+"""
+
+
+def prefill(db_path: Path, count: int) -> None:
+    """Put ``count`` envelopes straight into the SQLite file before the server starts."""
+    from hookaido.plugins import registry
+    from hookaido.queue import BackendSettings, Envelope, new_event_id
+
+    backend = (
+        registry()
+        .get("backend", "sqlite")
+        .factory(BackendSettings(db_path=str(db_path), max_depth=0))
+    )
+    backend.open()
+    try:
+        now = datetime.now(UTC)
+        for start in range(0, count, 1000):
+            backend.enqueue(
+                Envelope(
+                    id=new_event_id(),
+                    route="/webhooks/bench",
+                    target="pull",
+                    payload=BODY.encode(),
+                    received_at=now,
+                    next_run_at=now,
+                    headers={"Content-Type": "application/json"},
+                )
+                for _ in range(min(1000, count - start))
+            )
+    finally:
+        backend.close()
+
+
+def queued(admin_port: int) -> int:
+    http = urllib3.PoolManager(timeout=5.0)
+    reply = http.request("GET", f"http://127.0.0.1:{admin_port}/healthz?details=1")
+    return json.loads(reply.data)["diagnostics"]["queue"]["by_state"]["queued"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=16, help="waitress threads (both servers)")
+    parser.add_argument("--prefill", type=int, default=60000)
+    parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server:
+        bare_server(args.bare_server, args.threads)
+        return 0
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install -y wrk)", file=sys.stderr)
+        return 1
+
+    work = Path(tempfile.mkdtemp(prefix="hookaido-bench-"))
+    (work / "post.lua").write_text(POST_SCRIPT)
+    (work / "drain.lua").write_text(DRAIN_SCRIPT)
+    processes = []
+    try:
+        bare_port = free_port()
+        bare = subprocess.Popen(
+            [sys.executable, __file__, "--bare-server", str(bare_port), "--threads",
+             str(args.threads)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        processes.append(bare)
+        wait_port(bare_port)
+        bare_result, _ = wrk(
+            f"http://127.0.0.1:{bare_port}/webhooks/bench",
+            work / "post.lua",
+            args.seconds,
+            args.connections,
+        )
+        bare.send_signal(signal.SIGTERM)
+        bare.wait(timeout=10)
+
+        ports = {"ingress": free_port(), "pull": free_port(), "admin": free_port()}
+        (work / "Hookaidofile").write_text(hookaidofile(ports))
+        db_path = work / "bench.db"
+        prefill(db_path, args.prefill)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "hookaido", "run", "--config", str(work / "Hookaidofile"),
+             "--db", str(db_path), "--log-level", "warn"],
+            cwd=work, stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "wb"),
+        )  # fmt: skip
+        processes.append(server)
+        for port in ports.values():
+            wait_port(port)
+
+        ingress_result, _ = wrk(
+            f"http://127.0.0.1:{ports['ingress']}/webhooks/bench",
+            work / "post.lua",
+            args.seconds,
+            args.connections,
+        )
+        backlog = queued(ports["admin"])
+        drain_result, drain_wall = wrk(
+            f"http://127.0.0.1:{ports['pull']}/",
+            work / "drain.lua",
+            max(args.seconds * 6, 60),
+            8,
+            ("--", "/pull/bench/dequeue", "/pull/bench/ack"),
+        )
+        drained = drain_result.get("acked", 0)
+        left = queued(ports["admin"])
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+    def ms(value):
+        return f"{value * 1000:.2f} ms" if value is not None else "n/a"
+
+    ratio = ingress_result["rps"] / bare_result["rps"]
+    drain_rate = drained / drain_wall
+    report = {
+        "cpus": os.cpu_count(),
+        "bare_rps": round(bare_result["rps"]),
+        "bare_p50": ms(bare_result["p50"]),
+        "bare_p99": ms(bare_result["p99"]),
+        "ingress_rps": round(ingress_result["rps"]),
+        "ingress_p50": ms(ingress_result["p50"]),
+        "ingress_p99": ms(ingress_result["p99"]),
+        "ingress_non_2xx": ingress_result["non_2xx"],
+        "ingress_vs_bare": f"{ratio:.0%}",
+        "drain_backlog": backlog,
+        "drained": drained,
+        "left_queued": left,
+        "drain_msgs_per_s": round(drain_rate),
+        "drain_call_p50": ms(drain_result["p50"]),
+        "drain_call_p99": ms(drain_result["p99"]),
+    }
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"goal ingress >= 60% of bare: {'met' if ratio >= 0.6 else 'missed'}")
+    print(f"goal drain >= 20000 msgs/s: {'met' if drain_rate >= 20000 else 'missed'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
