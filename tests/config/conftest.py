@@ -1,0 +1,83 @@
+"""Helpers for the config-language tests: the spec's example configs and shape comparison."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hookaido.config import directives as d
+from hookaido.config.fmt import canonical_children, top_level_order
+
+REPO = Path(__file__).resolve().parents[2]
+_FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```", re.S | re.M)
+
+
+def shared_dir() -> Path:
+    for candidate in (REPO.parent / "shared", Path("/work/shared")):
+        if (candidate / "spec" / "config.md").is_file():
+            return candidate
+    raise FileNotFoundError("the shared/ folder with spec/ is not next to the repository")
+
+
+def _looks_like_config(body: str) -> bool:
+    for line in body.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        first = words[0]
+        return (
+            first in d.GLOBAL_BLOCKS
+            or first in d.CHANNELS
+            or first.startswith("/")
+            or first.startswith("@")
+        )
+    return False
+
+
+def spec_examples() -> list[tuple[str, str]]:
+    """``(id, text)`` of every Hookaidofile example in the spec and deployment-modes pages."""
+    shared = shared_dir()
+    pages = sorted((shared / "spec").glob("*.md")) + [shared / "deployment-modes.md"]
+    examples = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for match in _FENCE.finditer(text):
+            language, body = match.group(1), match.group(2)
+            if language in ("", "hcl", "caddyfile", "hookaido") and _looks_like_config(body):
+                line = text[: match.start()].count("\n") + 1
+                examples.append((f"{page.name}:{line}", body))
+    return examples
+
+
+def _meaning(doc) -> list:
+    """What a document says, in canonical order, without places or quoting."""
+
+    def directive(item, within=None):
+        children = None
+        if item.block is not None:
+            children = [directive(child, item.name) for child in canonical_children(item, within)]
+        return (
+            item.name,
+            [value.text for value in item.args],
+            item.channel,
+            children,
+            item.comments,
+            item.trailing_comment,
+            item.closing_comments if item.block else [],
+        )
+
+    return [directive(item) for item in top_level_order(doc.items)] + [doc.trailing_comments]
+
+
+@pytest.fixture
+def meaning():
+    """What a document says, in canonical order, without places or quoting."""
+    return _meaning
+
+
+def pytest_generate_tests(metafunc):
+    if "spec_example" in metafunc.fixturenames:
+        found = spec_examples()
+        metafunc.parametrize(
+            "spec_example", [text for _, text in found], ids=[where for where, _ in found]
+        )
