@@ -36,8 +36,11 @@ class Receiver:
 
     def __init__(self, tls_context: ssl.SSLContext | None = None):
         self.replies: list[Reply] = []
+        self.replies_for: dict[str, list[Reply]] = {}  # by request path, before ``replies``
         self.requests: list[Received] = []
         self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -57,9 +60,13 @@ class Receiver:
                             self.client_address,
                         )
                     )
-                    reply = receiver.replies.pop(0) if receiver.replies else Reply()
+                    reply = receiver.next_reply(self.path)
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
                 if reply.delay:
                     time.sleep(reply.delay)
+                with receiver.lock:
+                    receiver.in_flight -= 1
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -80,6 +87,12 @@ class Receiver:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+
+    def next_reply(self, path: str) -> Reply:
+        for queue in (self.replies_for.get(path), self.replies):
+            if queue:
+                return queue.pop(0)
+        return Reply()
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1", scheme: str = "http") -> str:
         return f"{scheme}://{host}:{self.port}{path}"
