@@ -1,0 +1,201 @@
+"""SQLite backend specifics: durability across reopen, schema versions, WAL, online backups."""
+
+import shutil
+import sqlite3
+import subprocess
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hookaido_backend_sqlite import LATEST_VERSION, SQLiteBackend
+
+from hookaido.queue import BackendSettings, Envelope, MessageFilter, SchemaTooNew
+
+TTL = timedelta(seconds=30)
+NOW = datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
+
+
+def open_backend(path, **overrides) -> SQLiteBackend:
+    backend = SQLiteBackend(BackendSettings(db_path=str(path), clock=lambda: NOW, **overrides))
+    backend.open()
+    return backend
+
+
+def envelope(message_id: str, **fields) -> Envelope:
+    return Envelope(
+        id=message_id,
+        route="/r",
+        target="pull",
+        payload=b"{}",
+        received_at=NOW,
+        next_run_at=NOW,
+        **fields,
+    )
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "deep" / "er" / "hookaido.db"
+
+
+def test_parent_folders_are_created_and_data_survives_a_reopen(path):
+    backend = open_backend(path)
+    backend.enqueue([envelope("evt_1", headers={"X-A": "1"}), envelope("evt_2")])
+    [leased] = backend.dequeue("/r", "pull", 1, TTL)
+    backend.close()
+
+    reopened = open_backend(path)
+    try:
+        first = reopened.get("evt_1")
+        assert (first.state, first.lease_id, first.headers) == (
+            "leased",
+            leased.lease_id,
+            {"X-A": "1"},
+        )
+        assert reopened.get("evt_2").state == "queued"
+        assert reopened.ack([leased.lease_id]).succeeded == 1
+    finally:
+        reopened.close()
+
+
+def test_file_uses_wal_and_records_its_schema_version(path):
+    open_backend(path).close()
+
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_migrations").fetchall() == [
+            (LATEST_VERSION,)
+        ]
+    finally:
+        conn.close()
+
+
+def test_connections_are_durable_and_patient(path):
+    backend = open_backend(path)
+    try:
+        conn = backend._connect()
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        conn.close()
+    finally:
+        backend.close()
+
+
+def test_a_database_newer_than_the_program_is_refused(path):
+    open_backend(path).close()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE schema_migrations SET version = ?", [LATEST_VERSION + 7])
+    conn.close()
+
+    with pytest.raises(SchemaTooNew) as refused:
+        open_backend(path)
+
+    message = str(refused.value)
+    assert str(path) in message
+    assert f"version {LATEST_VERSION + 7}" in message
+    assert f"version {LATEST_VERSION})" in message
+
+
+def test_times_are_unix_nanoseconds_and_maps_are_json_text(path):
+    backend = open_backend(path)
+    backend.enqueue([envelope("evt_1", trace={"path": "/r"})])
+    backend.close()
+
+    conn = sqlite3.connect(path)
+    row = conn.execute("SELECT received_at, trace, headers FROM queue_items").fetchone()
+    conn.close()
+
+    assert row == (1_770_631_200_000_000_000, '{"path":"/r"}', "{}")
+
+
+def test_dequeue_uses_the_ready_index(path):
+    open_backend(path).close()
+    conn = sqlite3.connect(path)
+
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN " + SQLiteBackend.SELECT_READY, ["/r", "pull", 0, 10]
+    ).fetchall()
+    conn.close()
+
+    assert "queue_items_ready" in " ".join(str(step[-1]) for step in plan)
+
+
+def test_many_threads_share_one_store(path):
+    backend = open_backend(path, max_depth=0)
+    errors = []
+
+    def write(prefix: str) -> None:
+        try:
+            for n in range(25):
+                backend.enqueue([envelope(f"evt_{prefix}_{n}")])
+                backend.stats()
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(str(t),)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert backend.stats().by_state["queued"] == 200
+    backend.close()
+
+
+def copy_is_consistent(copy_path) -> int:
+    conn = sqlite3.connect(copy_path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return conn.execute("SELECT COUNT(*) FROM queue_items").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_online_backup_while_writing_yields_a_consistent_copy(path, tmp_path):
+    backend = open_backend(path, max_depth=0)
+    backend.enqueue([envelope(f"evt_seed_{n}") for n in range(100)])
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        n = 0
+        while not stop.is_set() and n < 5000:
+            backend.enqueue([envelope(f"evt_live_{n}_{k}") for k in range(10)])
+            n += 1
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        copy_path = tmp_path / "api-copy.db"
+        source = sqlite3.connect(path)
+        target = sqlite3.connect(copy_path)
+        source.backup(target, pages=4)
+        source.close()
+        target.close()
+
+        cli_copy = tmp_path / "cli-copy.db"
+        if shutil.which("sqlite3"):
+            subprocess.run(["sqlite3", str(path), f".backup '{cli_copy}'"], check=True, timeout=30)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+
+    count = copy_is_consistent(copy_path)
+    assert count >= 100 and count % 10 == 0  # whole batches only
+    if cli_copy.exists():
+        cli_count = copy_is_consistent(cli_copy)
+        assert cli_count >= 100 and cli_count % 10 == 0
+    assert len(backend.list_messages(MessageFilter(limit=0))) >= count
+    backend.close()
+
+
+def test_closed_store_reports_unavailable(path):
+    from hookaido.queue import StoreUnavailable
+
+    backend = open_backend(path)
+    backend.close()
+
+    with pytest.raises(StoreUnavailable):
+        backend.enqueue([envelope("evt_1")])
