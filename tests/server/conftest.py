@@ -296,3 +296,15 @@ def ingress_harness():
 def auth_registry_fixture():
     """``auth_registry(name=factory, ...)``: the ``basic`` verifier plus the given ones."""
     return make_auth_registry
+
+
+@pytest.fixture(name="http")
+def http_fixture():
+    """``http(method, url, body=None, headers=None, json_body=None)`` -> ``Reply``."""
+    return http
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture():
+    """``free_port()``: a currently unused TCP port on 127.0.0.1."""
+    return free_port
