@@ -80,6 +80,14 @@ class NonceStore:
             heapq.heappush(cache.by_expiry, (expires_at, next(self._sequence), nonce))
             return claim
 
+    def held(self, route: str, nonce: str, now: float | None = None) -> bool:
+        """Whether ``nonce`` is currently claimed (provisionally or for good) on ``route``."""
+        now = time.time() if now is None else now
+        with self._lock:
+            cache = self._routes.get(route)
+            claim = cache.entries.get(nonce) if cache else None
+            return claim is not None and claim.expires_at >= now
+
     def __len__(self) -> int:
         with self._lock:
             return sum(len(cache.entries) for cache in self._routes.values())
