@@ -207,6 +207,26 @@ def hookaido_process(tmp_path):
         process.stop()
 
 
+@pytest.fixture(scope="module")
+def module_hookaido_process(tmp_path_factory):
+    """Like ``hookaido_process`` but shared by the tests of one module."""
+    started: list[HookaidoProcess] = []
+
+    def make(config_text: str, args=(), env=None, name: str = "node") -> HookaidoProcess:
+        process = HookaidoProcess(tmp_path_factory.mktemp(name), config_text, args=args, env=env)
+        started.append(process)
+        return process
+
+    yield make
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def module_ports() -> Ports:
+    return Ports.allocate()
+
+
 @pytest.fixture
 def ports() -> Ports:
     return Ports.allocate()
