@@ -40,7 +40,7 @@ def json_line(moment: datetime, level: str, msg: str, fields: dict) -> str:
     line = {"time": rfc3339(moment), "level": level, "msg": msg}
     for key, value in fields.items():
         line[f"field_{key}" if key in RESERVED_KEYS else key] = value
-    return json.dumps(line, default=_json_value, ensure_ascii=False)
+    return json.dumps(line, default=_json_value, ensure_ascii=False, separators=(",", ":"))
 
 
 class JSONLineFormatter(logging.Formatter):

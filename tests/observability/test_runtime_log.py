@@ -4,11 +4,15 @@ import json
 import os
 import re
 import stat
+import threading
+import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hookaido.observability import log
+from hookaido.server.listeners import make_server
 
 
 def parse(text: str) -> list[dict]:
@@ -106,3 +110,37 @@ def test_datetimes_and_durations_are_rendered_as_json_values(capsys):
 
     assert line["at"] == "2026-02-09T10:00:00.000000Z"
     assert line["after"] == 30.0
+
+
+def test_a_busy_listener_does_not_flood_the_runtime_log(tmp_path, capfd):
+    path = tmp_path / "runtime.log"
+    log.configure("debug", "file", str(path))
+    release = threading.Event()
+
+    def slow(environ, start_response):
+        release.wait(5)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    listener = make_server(slow, "127.0.0.1:0", threads=1)
+    listener.start()
+    port = listener.address[1]
+    statuses = []
+
+    def call():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            statuses.append(response.status)
+
+    callers = [threading.Thread(target=call) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    time.sleep(0.3)  # every request is now queued behind the single worker thread
+    release.set()
+    for caller in callers:
+        caller.join(timeout=10)
+    listener.stop(timeout=2)
+    log.configure("info", "stderr")
+
+    assert statuses == [200] * 8
+    assert "queue depth" not in path.read_text(encoding="utf-8").lower()
+    assert "queue depth" not in capfd.readouterr().err.lower()
