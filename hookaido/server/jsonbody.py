@@ -1,0 +1,146 @@
+"""Strict JSON request bodies and the ``{"code", "detail"}`` error answer of the Pull and
+Admin APIs. A malformed request always ends as a 4xx ``APIError``, never as a traceback.
+"""
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import falcon
+
+from hookaido.config import values
+from hookaido.config.values import parse_api_duration, render_duration
+
+PULL_BODY_LIMIT = 1024 * 1024
+__all__ = ["parse_api_duration", "render_duration"]
+
+
+class APIError(Exception):
+    """An answer with ``status`` and a JSON body ``{"code", "detail", **extra}``."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra: Any):
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+    def body(self) -> dict:
+        return {"code": self.code, "detail": self.detail, **self.extra}
+
+
+def invalid_body(detail: str, **extra: Any) -> APIError:
+    return APIError(400, "invalid_body", detail, **extra)
+
+
+def answer_error(resp: falcon.Response, error: APIError) -> None:
+    resp.status = error.status
+    resp.content_type = "application/json"
+    resp.text = json.dumps(error.body())
+
+
+def answer_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
+    resp.status = status
+    resp.content_type = "application/json"
+    resp.text = json.dumps(body)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_object(req: falcon.Request, limit: int, allow_empty: bool = False) -> dict | None:
+    """The request body as exactly one JSON object of at most ``limit`` bytes.
+
+    Returns None for an empty body when ``allow_empty``. Raises ``invalid_body`` for a wrong
+    Content-Type, an oversized, non-UTF-8, malformed or non-object body, or trailing data.
+    """
+    if req.content_length is not None and req.content_length > limit:
+        raise invalid_body(f"body exceeds {limit} bytes")
+    raw = req.bounded_stream.read(limit + 1)
+    if len(raw) > limit:
+        raise invalid_body(f"body exceeds {limit} bytes")
+    if not raw.strip():
+        if allow_empty:
+            return None
+        raise invalid_body("a JSON object body is required")
+
+    media = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise invalid_body("Content-Type must be application/json")
+    try:
+        text = raw.decode("utf-8")
+        document = json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise invalid_body(f"malformed JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise invalid_body("the body must be one JSON object")
+    return document
+
+
+def check_fields(document: dict, allowed: tuple[str, ...], where: str = "") -> None:
+    """Reject any key of ``document`` not in ``allowed``."""
+    for key in document:
+        if key not in allowed:
+            raise invalid_body(f"unknown field {where}{key!r}; allowed: {', '.join(allowed)}")
+
+
+def get_int(document: dict, name: str) -> int | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid_body(f"field {name!r} must be an integer")
+    return value
+
+
+def get_bool(document: dict, name: str) -> bool | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise invalid_body(f"field {name!r} must be true or false")
+    return value
+
+
+def get_str(document: dict, name: str) -> str | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid_body(f"field {name!r} must be a string")
+    return value
+
+
+def get_str_list(document: dict, name: str) -> list[str] | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
+        raise invalid_body(f"field {name!r} must be a list of strings")
+    return value
+
+
+def get_str_map(document: dict, name: str) -> dict[str, str] | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise invalid_body(f"field {name!r} must be an object of strings")
+    return value
+
+
+def get_duration(document: dict, name: str) -> timedelta | None:
+    """A unit-suffixed duration string field (``"30s"``, ``"1m30s"``, ``"0"``)."""
+    text = get_str(document, name)
+    if text is None:
+        return None
+    try:
+        return parse_api_duration(text)
+    except ValueError:
+        raise invalid_body(f'field {name!r} is not a duration like "30s": {text!r}') from None
+
+
+def clean_path(path: str) -> str:
+    """Collapse ``//``, resolve ``.`` and ``..``, drop a trailing slash; always starts with /."""
+    return values.clean_path("/" + path.lstrip("/"))
