@@ -5,18 +5,18 @@ Applies every default and checks every rule, collecting all errors (each with it
 """
 
 from hookaido.config.ast import Directive, Document
+from hookaido.config.compile_defaults import compile_defaults
 from hookaido.config.compile_globals import (
     check_vars,
     compile_admin_api,
-    compile_defaults,
     compile_ingress,
-    compile_observability,
     compile_pull_api,
     compile_queue_limits,
     compile_retention,
     compile_secrets,
 )
 from hookaido.config.compile_listeners import Listener, check_listeners
+from hookaido.config.compile_observability import compile_observability
 from hookaido.config.compile_reader import Problems
 from hookaido.config.compile_routes import (
     RouteContext,
