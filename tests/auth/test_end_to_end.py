@@ -1,0 +1,230 @@
+"""Inbound auth through a real ``hookaido run``: signed webhooks are queued, refused ones are
+answered 401 with nothing queued, and a reload rotates a secret without forgetting nonces."""
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import stripe
+import urllib3
+from standardwebhooks import Webhook
+
+START_TIMEOUT = 15.0
+STRIPE_SECRET = "whsec_e2e_stripe_secret"
+SW_SECRET = "whsec_ZTJlLXN0YW5kYXJkLXdlYmhvb2tzLWtleS0zMmI="
+
+CONFIG = """
+ingress {{ listen 127.0.0.1:{ingress} }}
+admin_api {{ listen 127.0.0.1:{admin} }}
+pull_api {{ listen 127.0.0.1:{pull}; auth token raw:e2e-pull-token }}
+secrets {{
+  secret "orders-a" {{
+    value env:ORDERS_SECRET_A
+    valid_from "2020-01-01T00:00:00Z"
+  }}
+  secret "orders-b" {{
+    value raw:orders-secret-b
+    valid_from "2020-01-01T00:00:00Z"
+  }}
+}}
+/webhooks/orders {{
+  auth hmac {{ secret_ref {orders_refs} }}
+  pull {{ path /orders }}
+}}
+/webhooks/stripe {{
+  auth hmac {{ provider stripe; secret raw:{stripe_secret} }}
+  pull {{ path /stripe }}
+}}
+/webhooks/svix {{
+  auth hmac {{ provider standard-webhooks; secret raw:{sw_secret} }}
+  pull {{ path /svix }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Node:
+    def __init__(self, workdir):
+        self.ports = {"ingress": free_port(), "admin": free_port(), "pull": free_port()}
+        self.config = workdir / "Hookaidofile"
+        self.log = workdir / "hookaido.log"
+        self.db = workdir / "hookaido.db"
+        self.pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=5))
+        self.process = None
+
+    def write(self, orders_refs: str) -> None:
+        self.config.write_text(
+            CONFIG.format(
+                **self.ports,
+                orders_refs=orders_refs,
+                stripe_secret=STRIPE_SECRET,
+                sw_secret=SW_SECRET,
+            )
+        )
+
+    def start(self) -> None:
+        env = {**os.environ, "ORDERS_SECRET_A": "orders-secret-a"}
+        command = [sys.executable, "-m", "hookaido", "run", "--config", str(self.config)]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "--db", str(self.db)],
+                cwd=self.config.parent,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        self.wait_for("server_started")
+
+    def events(self, name: str) -> list[dict]:
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("msg") == name:
+                found.append(record)
+        return found
+
+    def wait_for(self, name: str, count: int = 1) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"hookaido exited:\n{self.log.read_text()}")
+            if len(self.events(name)) >= count:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no {name} event:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def post(self, path: str, body: bytes, headers: dict):
+        url = f"http://127.0.0.1:{self.ports['ingress']}{path}"
+        response = self.pool.request("POST", url, body=body, headers=headers)
+        return response.status, json.loads(response.data)
+
+    def queued(self, route: str) -> int:
+        url = f"http://127.0.0.1:{self.ports['admin']}/messages?route={route}"
+        return len(json.loads(self.pool.request("GET", url).data)["items"])
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    running = Node(tmp_path_factory.mktemp("auth-e2e"))
+    running.write("orders-a")
+    running.start()
+    yield running
+    running.stop()
+
+
+def orders_headers(secret: bytes, body: bytes, nonce: str, ts: int | None = None) -> dict:
+    ts = int(time.time()) if ts is None else ts
+    message = f"{ts}\nPOST\n/webhooks/orders\n{hashlib.sha256(body).hexdigest()}".encode()
+    return {
+        "X-Timestamp": str(ts),
+        "X-Nonce": nonce,
+        "X-Signature": hmac.new(secret, message, hashlib.sha256).hexdigest(),
+    }
+
+
+def test_signed_webhook_is_queued_and_its_replay_refused(node):
+    body = b'{"order":1}'
+    headers = orders_headers(b"orders-secret-a", body, "e2e-" + uuid.uuid4().hex)
+    before = node.queued("/webhooks/orders")
+
+    first = node.post("/webhooks/orders", body, headers)
+    replay = node.post("/webhooks/orders", body, headers)
+
+    assert first == (202, {"status": "queued"})
+    assert replay[0] == 401 and replay[1]["code"] == "unauthorized"
+    assert node.queued("/webhooks/orders") == before + 1
+
+
+@pytest.mark.parametrize(
+    "mistake", ["wrong secret", "stale timestamp", "missing header", "tampered body"]
+)
+def test_refused_webhook_is_answered_401_and_not_queued(mistake, node):
+    body = b'{"order":2}'
+    nonce = "e2e-" + uuid.uuid4().hex
+    headers = orders_headers(b"orders-secret-a", body, nonce)
+    if mistake == "wrong secret":
+        headers = orders_headers(b"guessed", body, nonce)
+    elif mistake == "stale timestamp":
+        headers = orders_headers(b"orders-secret-a", body, nonce, int(time.time()) - 600)
+    elif mistake == "missing header":
+        del headers["X-Nonce"]
+    sent = b'{"order":2000}' if mistake == "tampered body" else body
+    before = node.queued("/webhooks/orders")
+
+    status, answer = node.post("/webhooks/orders", sent, headers)
+
+    assert (status, answer["code"]) == (401, "unauthorized")
+    assert node.queued("/webhooks/orders") == before
+
+
+def test_stripe_signed_webhook_is_queued(node):
+    body = b'{"type":"invoice.paid"}'
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), STRIPE_SECRET)
+
+    accepted = node.post("/webhooks/stripe", body, {"Stripe-Signature": header})
+    tampered = node.post("/webhooks/stripe", body + b" ", {"Stripe-Signature": header})
+
+    assert accepted[0] == 202
+    assert tampered[0] == 401
+    assert node.queued("/webhooks/stripe") == 1
+
+
+def test_standard_webhooks_signed_webhook_is_queued(node):
+    body = b'{"type":"user.created"}'
+    now = datetime.now(UTC)
+    headers = {
+        "webhook-id": "msg_e2e",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(SW_SECRET).sign("msg_e2e", now, body),
+    }
+
+    assert node.post("/webhooks/svix", body, headers)[0] == 202
+    assert node.post("/webhooks/svix", b"{}", headers)[0] == 401
+
+
+def test_reload_rotates_the_secret_and_keeps_nonces(node):
+    body = b'{"order":3}'
+    used = "e2e-" + uuid.uuid4().hex
+    assert (
+        node.post("/webhooks/orders", body, orders_headers(b"orders-secret-a", body, used))[0]
+        == 202
+    )
+    reloads = len(node.events("config_reloaded_ok"))
+
+    node.write("orders-b")
+    node.process.send_signal(signal.SIGHUP)
+    node.wait_for("config_reloaded_ok", reloads + 1)
+
+    old = orders_headers(b"orders-secret-a", body, "e2e-" + uuid.uuid4().hex)
+    new = orders_headers(b"orders-secret-b", body, "e2e-" + uuid.uuid4().hex)
+    replay_with_new = orders_headers(b"orders-secret-b", body, used)
+    assert node.post("/webhooks/orders", body, old)[0] == 401
+    assert node.post("/webhooks/orders", body, new)[0] == 202
+    assert node.post("/webhooks/orders", body, replay_with_new)[0] == 401
