@@ -57,8 +57,16 @@ def matches_any(keys: list[bytes], message: bytes, candidates: list[bytes]) -> b
     return found
 
 
+class SecretsUnavailable(Exception):
+    """A configured secret could not be loaded when a request needed it."""
+
+
 class HmacVerifier:
-    """Shared by every HMAC mode: the route, its keys and how refusals are reported."""
+    """Shared by every HMAC mode: the route, its keys and how refusals are reported.
+
+    Subclasses implement ``check(request)``; a secret that cannot be loaded at request time
+    is Hookaido's problem, not the sender's, and answers 503.
+    """
 
     mode = "canonical"
     failure_event = "hmac_auth_failed"
@@ -67,23 +75,27 @@ class HmacVerifier:
         self.route = route
         self.keyring = keyring
 
+    def verify(self, request: InboundRequest) -> Verdict:
+        try:
+            return self.check(request)
+        except SecretsUnavailable as exc:
+            event("hmac_secret_unavailable", level="error", route=self.route, error=str(exc))
+            return Verdict.deny(
+                "signature secrets are not available", status=503, code="auth_unavailable"
+            )
+
+    def check(self, request: InboundRequest) -> Verdict:
+        raise NotImplementedError
+
     def refuse(self, reason: str, detail: str) -> Verdict:
         event(self.failure_event, level="warn", route=self.route, mode=self.mode, reason=reason)
         return Verdict.deny(detail)
 
-    def keys_at(self, t: float) -> list[bytes] | Verdict:
+    def keys_at(self, t: float) -> list[bytes]:
         try:
             return self.keyring.keys_at(t)
-        except Exception as exc:  # a secret missing at request time is ours, not the sender's
-            event(
-                "hmac_secret_unavailable",
-                level="error",
-                route=self.route,
-                error=type(exc).__name__,
-            )
-            return Verdict.deny(
-                "signature secrets are not available", status=503, code="auth_unavailable"
-            )
+        except Exception as exc:
+            raise SecretsUnavailable(type(exc).__name__) from exc
 
 
 class CanonicalVerifier(HmacVerifier):
@@ -106,7 +118,7 @@ class CanonicalVerifier(HmacVerifier):
         self.nonce_header = nonce_header
         self.tolerance = tolerance.total_seconds()
 
-    def verify(self, request: InboundRequest) -> Verdict:
+    def check(self, request: InboundRequest) -> Verdict:
         signature = (request.header(self.signature_header) or "").strip()
         timestamp = (request.header(self.timestamp_header) or "").strip()
         nonce = (request.header(self.nonce_header) or "").strip()
@@ -138,10 +150,7 @@ class CanonicalVerifier(HmacVerifier):
                 hashlib.sha256(request.body).hexdigest(),
             )
         ).encode()
-        keys = self.keys_at(signed_at)
-        if isinstance(keys, Verdict):
-            return keys
-        if not matches_any(keys, message, [given]):
+        if not matches_any(self.keys_at(signed_at), message, [given]):
             return self.refuse("no_secret_matched", "signature does not match")
 
         claim = self.store.claim(self.route, nonce, ttl=signed_at + self.tolerance - now, now=now)
