@@ -328,8 +328,9 @@ class PullAPI:
             metrics.pull_sse_connections.labels(route).inc()
             metrics.pull_sse_active.labels(route).inc()
         try:
-            yield b""  # sends the headers at once
-            next_tick = time.monotonic() + keepalive
+            # An idle stream opens with a keepalive comment at once: the server sends no
+            # headers before the first non-empty chunk, and the client should see them.
+            next_tick = time.monotonic()
             while closes_at is None or time.monotonic() < closes_at:
                 if _client_gone(req):
                     return
@@ -342,10 +343,10 @@ class PullAPI:
                     self._record_leased(route, leased)
                     unsent = [envelope.lease_id for envelope in leased]
                     for envelope in leased:
-                        yield _sse_message(envelope)
-                        unsent.remove(envelope.lease_id)
                         if metrics is not None:
                             metrics.pull_sse_messages.labels(route).inc()
+                        yield _sse_message(envelope)
+                        unsent.remove(envelope.lease_id)
                     next_tick = time.monotonic() + keepalive
                     continue
 

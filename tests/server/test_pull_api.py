@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import waitress
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hookaido.config.model import Config, PullAPIConfig, PullConfig, Route, SecretRef
 from hookaido.observability.metrics import Metrics
@@ -869,3 +871,179 @@ def test_a_worker_round_trip_works_on_sqlite(serve, tmp_path):
     finally:
         server.close()
         store.close()
+
+
+# -- SSE stream ------------------------------------------------------------------------
+
+
+def open_stream(server, query="", token="global-token"):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection.request(
+        "GET", f"/github/stream{query}", headers={"Authorization": f"Bearer {token}"}
+    )
+    return connection, connection.getresponse()
+
+
+def read_event(response) -> list[str]:
+    """The lines of the next event or comment, without the blank line that ends it."""
+    lines = []
+    while True:
+        line = response.readline().decode()
+        if line in ("\n", ""):
+            return lines
+        lines.append(line.rstrip("\n"))
+
+
+def test_stream_delivers_a_webhook_as_a_message_event(serve):
+    server = serve()
+    connection, response = open_stream(server)
+    opening = read_event(response)
+
+    message_id = server.enqueue(headers={"X-Github-Event": "push"})
+    lines = read_event(response)
+    connection.close()
+
+    assert response.status == 200
+    assert opening == [": keepalive"]
+    assert response.getheader("Content-Type") == "text/event-stream"
+    assert response.getheader("Cache-Control") == "no-cache"
+    assert response.getheader("X-Accel-Buffering") == "no"
+    id_line, event_line, data_line = lines
+    item = json.loads(data_line.removeprefix("data: "))
+    assert event_line == "event: message"
+    assert id_line == f"id: {item['lease_id']}"
+    assert item["id"] == message_id and item["target"] == "pull"
+    assert item["headers"] == {"X-Github-Event": "push"}
+    assert server.backend.get(message_id).state == "leased"
+
+
+def test_stream_sends_items_already_waiting_in_batches(serve):
+    server = serve()
+    first, second = server.enqueue(), server.enqueue()
+
+    connection, response = open_stream(server, "?batch=5&lease_ttl=1m")
+    events = [read_event(response), read_event(response)]
+    connection.close()
+
+    sent = {json.loads(lines[2].removeprefix("data: "))["id"] for lines in events}
+    assert sent == {first, second}
+
+
+def test_an_idle_stream_sends_keepalive_comments(serve):
+    server = serve(pull_config(sse_keepalive=timedelta(milliseconds=100)))
+
+    connection, response = open_stream(server)
+    opening = read_event(response)
+    started = time.monotonic()
+    lines = read_event(response)
+    waited = time.monotonic() - started
+    connection.close()
+
+    assert opening == lines == [": keepalive"]
+    assert 0.05 < waited < 2
+
+
+def test_a_stream_ends_after_sse_max_connection(serve):
+    server = serve(pull_config(sse_max_connection=timedelta(milliseconds=300)))
+
+    started = time.monotonic()
+    connection, response = open_stream(server)
+    response.read()
+    connection.close()
+
+    assert time.monotonic() - started < 3
+
+
+def test_a_store_failure_ends_the_stream_with_an_error_event(serve, backend):
+    server = serve(store=FailingStore(backend, {"dequeue"}))
+
+    connection, response = open_stream(server)
+    lines = read_event(response)
+    rest = response.read()
+    connection.close()
+
+    assert lines == ["event: error", "data: dequeue is temporarily unavailable"]
+    assert rest == b""
+
+
+@pytest.mark.parametrize("query", ["?batch=0", "?batch=two", "?lease_ttl=0", "?lease_ttl=x"])
+def test_invalid_stream_parameters_are_invalid_body(serve, query):
+    server = serve()
+
+    connection, response = open_stream(server, query)
+    body = json.loads(response.read())
+    connection.close()
+
+    assert (response.status, body["code"]) == (400, "invalid_body")
+
+
+def test_stream_needs_a_token(serve):
+    server = serve()
+
+    connection, response = open_stream(server, token="wrong")
+    body = json.loads(response.read())
+    connection.close()
+
+    assert (response.status, body["code"]) == (401, "unauthorized")
+
+
+def test_sse_metrics_count_connections_and_messages(serve):
+    metrics = Metrics()
+    server = serve(metrics=metrics)
+    server.enqueue()
+
+    connection, response = open_stream(server)
+    read_event(response)
+    active = sample(metrics, "hookaido_pull_sse_connection_active", route="/webhooks/github")
+    connection.close()
+
+    route = "/webhooks/github"
+    assert active == 1
+    assert sample(metrics, "hookaido_pull_sse_connections_total", route=route) == 1
+    assert sample(metrics, "hookaido_pull_sse_messages_sent_total", route=route) == 1
+
+
+# -- random input ----------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+known_fields = st.sampled_from(
+    ["batch", "lease_ttl", "max_wait", "lease_id", "lease_ids", "delay", "dead", "reason"]
+    + ["extend_by"]
+)
+bodies = st.dictionaries(known_fields, json_values, max_size=4) | json_values
+
+
+def test_random_json_never_causes_a_server_error(serve):
+    server = serve(pull_config(max_wait=timedelta(0)))
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        operation=st.sampled_from(["dequeue", "ack", "nack", "extend"]),
+        body=bodies,
+        token=st.sampled_from(["global-token", "nope"]),
+    )
+    def check(operation, body, token):
+        status, answer, _ = server.call("POST", f"/github/{operation}", body, token=token)
+        assert status < 500
+        if status >= 400:
+            assert set(answer) >= {"code", "detail"}
+
+    check()
+
+
+def test_random_bytes_never_cause_a_server_error(serve):
+    server = serve()
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(operation=st.sampled_from(["dequeue", "ack", "nack", "extend"]), raw=st.binary())
+    def check(operation, raw):
+        status, _, _ = server.call("POST", f"/github/{operation}", raw=raw)
+        assert status < 500
+
+    check()
