@@ -228,3 +228,43 @@ def test_reload_rotates_the_secret_and_keeps_nonces(node):
     assert node.post("/webhooks/orders", body, old)[0] == 401
     assert node.post("/webhooks/orders", body, new)[0] == 202
     assert node.post("/webhooks/orders", body, replay_with_new)[0] == 401
+
+
+FORWARD_CONFIG = """
+ingress {{ listen 127.0.0.1:{ingress} }}
+admin_api {{ listen 127.0.0.1:{admin} }}
+pull_api {{ listen 127.0.0.1:{pull}; auth token raw:e2e-pull-token }}
+/webhooks/partners {{
+  auth forward "{url}/check" {{ timeout 500ms; body_limit 4 }}
+  pull {{ path /partners }}
+}}
+"""
+
+DECISIONS = {"allow": 204, "deny": 401, "forbid": 403, "broken": 500}
+
+
+def test_forward_auth_decides_through_hookaido_run(tmp_path, loopback_server):
+    service = loopback_server(
+        lambda request: (DECISIONS[request.headers.get("X-Decision", "broken")], {}, b"")
+    )
+    forward_node = Node(tmp_path)
+    forward_node.config.write_text(FORWARD_CONFIG.format(**forward_node.ports, url=service.url))
+    forward_node.start()
+    try:
+        answers = {
+            decision: forward_node.post(
+                "/webhooks/partners", b"0123456789", {"X-Decision": decision}
+            )
+            for decision in DECISIONS
+        }
+        queued = forward_node.queued("/webhooks/partners")
+    finally:
+        forward_node.stop()
+
+    assert answers["allow"] == (202, {"status": "queued"})
+    assert (answers["deny"][0], answers["deny"][1]["code"]) == (401, "unauthorized")
+    assert (answers["forbid"][0], answers["forbid"][1]["code"]) == (403, "forbidden")
+    assert (answers["broken"][0], answers["broken"][1]["code"]) == (503, "auth_unavailable")
+    assert queued == 1
+    assert service.seen[0].body == b"0123"
+    assert service.seen[0].headers["X-Hookaido-Original-Path"] == "/webhooks/partners"
