@@ -274,6 +274,7 @@ def start_listeners(runtime: Runtime) -> list[tuple[object, list[Component]]]:
     groups: dict[str, list[Component]] = {}
     for component in _components(runtime):
         groups.setdefault(component.listen, []).append(component)
+    check_listener_tls(groups.values())
     started = []
     try:
         for listen, group in groups.items():
@@ -291,6 +292,21 @@ def start_listeners(runtime: Runtime) -> list[tuple[object, list[Component]]]:
         stop_listeners(started, timeout=1.0)
         raise StartupError("start_servers_failed", [f"cannot start listeners: {exc}"]) from exc
     return started
+
+
+def check_listener_tls(groups) -> None:
+    """Certificate files of every TLS listener are read and checked before any socket opens."""
+    from hookaido.server.tls import check_tls_files
+
+    for group in groups:
+        for component in group:
+            if component.tls is None:
+                continue
+            try:
+                check_tls_files(component.tls)
+            except ConfigError as exc:
+                problems = [f"{component.name}: {problem}" for problem in exc.problems]
+                raise StartupError("compile_config_failed", ["config invalid:", *problems]) from exc
 
 
 def _metrics_component(metrics) -> Component:

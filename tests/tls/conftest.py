@@ -1,9 +1,14 @@
-"""Certificates made by trustme, a TLS listener factory and an HTTPS client for the TLS tests."""
+"""Certificates made by trustme, a TLS listener factory, an HTTPS client and a ``hookaido run``
+process for the TLS tests."""
 
 import http.client
 import json
+import signal
 import socket
 import ssl
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +109,20 @@ class Client:
         finally:
             connection.close()
 
+    def request(self, port, method, path, body=None, headers=None, client_cert=None):
+        """Any request over TLS; (status, body bytes)."""
+        context = ssl.create_default_context()
+        self.certs.ca.configure_trust(context)
+        if client_cert is not None:
+            client_cert.configure_cert(context)
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
     def plain_get(self, port: int, path: str = "/"):
         """GET in clear text; (status, body bytes)."""
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -125,3 +144,88 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class HookaidoRun:
+    """``python -m hookaido run`` in ``workdir`` (certificates are copied there first)."""
+
+    def __init__(self, workdir: Path, config_text: str):
+        self.workdir = workdir
+        (workdir / "Hookaidofile").write_text(config_text, encoding="utf-8")
+        self.stderr_path = workdir / "stderr.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "HookaidoRun":
+        with open(self.stderr_path, "wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hookaido", "run", "--config", "Hookaidofile"]
+                + ["--db", str(self.workdir / "hookaido.db")],
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        return self
+
+    def wait_listening(self, port: int, timeout: float = 15.0) -> "HookaidoRun":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"hookaido run exited early:\n{self.stderr()}")
+            with socket.socket() as probe:
+                probe.settimeout(0.2)
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise AssertionError(f"hookaido run did not listen in {timeout}s:\n{self.stderr()}")
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        code, self.process = self.process.returncode, None
+        return code
+
+
+@pytest.fixture
+def hookaido_run(tmp_path):
+    """Factory ``hookaido_run(config_text)`` run in ``tmp_path``; stopped after the test."""
+    runs = []
+
+    def make(config_text: str) -> HookaidoRun:
+        run = HookaidoRun(tmp_path, config_text)
+        runs.append(run)
+        return run
+
+    yield make
+    for run in runs:
+        run.stop()
+
+
+@pytest.fixture
+def free_ports():
+    """``free_ports(n)``: n distinct TCP ports on 127.0.0.1 that nothing listens on now."""
+
+    def allocate(count: int) -> list[int]:
+        probes = [socket.socket() for _ in range(count)]
+        try:
+            for probe in probes:
+                probe.bind(("127.0.0.1", 0))
+            return [probe.getsockname()[1] for probe in probes]
+        finally:
+            for probe in probes:
+                probe.close()
+
+    return allocate

@@ -1,0 +1,134 @@
+"""``hookaido run`` with TLS: mutual TLS on a listener shared by the Pull and Admin APIs, and
+certificate problems that stop start-up before any socket is opened."""
+
+import json
+import shutil
+import socket
+import ssl
+import urllib.request
+
+import pytest
+import trustme
+
+HANDSHAKE_REFUSED = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
+TOKEN = "worker-token"
+
+
+def copy_certificates(certs, workdir) -> None:
+    for name in ("server.pem", "server.key", "client-ca.pem"):
+        shutil.copy(certs.directory / name, workdir / name)
+
+
+def config(ingress: int, shared: int, tls: str) -> str:
+    return f"""
+    ingress {{ listen 127.0.0.1:{ingress} }}
+    pull_api {{
+      listen 127.0.0.1:{shared}
+      prefix /pull
+      auth token raw:{TOKEN}
+      {tls}
+    }}
+    admin_api {{
+      listen 127.0.0.1:{shared}
+      prefix /admin
+      auth token raw:admin-token
+      {tls}
+    }}
+    /webhooks/github {{ pull {{ path /github }} }}
+    """
+
+
+MUTUAL_TLS = """tls {
+        cert_file server.pem
+        key_file server.key
+        client_ca client-ca.pem
+        client_auth require_and_verify
+      }"""
+
+
+def test_workers_and_operators_with_a_client_certificate_use_the_shared_tls_listener(
+    hookaido_run, free_ports, certs, client, tmp_path
+):
+    ingress, shared = free_ports(2)
+    copy_certificates(certs, tmp_path)
+    hookaido_run(config(ingress, shared, MUTUAL_TLS)).start().wait_listening(shared)
+    urllib.request.urlopen(
+        urllib.request.Request(
+            f"http://127.0.0.1:{ingress}/webhooks/github", data=b'{"zen":"tls"}', method="POST"
+        ),
+        timeout=5,
+    ).close()
+    worker = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    status, body = client.request(
+        shared, "POST", "/pull/github/dequeue", b"{}", worker, client_cert=certs.good_client
+    )
+    health_status, health = client.request(
+        shared,
+        "GET",
+        "/admin/healthz?details=1",
+        headers={"Authorization": "Bearer admin-token"},
+        client_cert=certs.good_client,
+    )
+
+    assert status == 200
+    (item,) = json.loads(body)["items"]
+    assert item["route"] == "/webhooks/github"
+    assert health_status == 200
+    assert json.loads(health)["diagnostics"]["queue"]["by_state"]["leased"] == 1
+
+
+def test_the_shared_tls_listener_refuses_clients_without_the_right_certificate(
+    hookaido_run, free_ports, certs, client, tmp_path
+):
+    ingress, shared = free_ports(2)
+    copy_certificates(certs, tmp_path)
+    hookaido_run(config(ingress, shared, MUTUAL_TLS)).start().wait_listening(shared)
+    worker = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    with pytest.raises(HANDSHAKE_REFUSED):
+        client.request(shared, "POST", "/pull/github/dequeue", b"{}", worker)
+    with pytest.raises(HANDSHAKE_REFUSED):
+        client.request(
+            shared, "POST", "/pull/github/dequeue", b"{}", worker, client_cert=certs.foreign_client
+        )
+    plain_status, _ = client.plain_get(shared, "/admin/healthz")
+
+    assert plain_status == 400
+
+
+def test_a_key_that_does_not_match_stops_start_up_before_anything_listens(
+    hookaido_run, free_ports, certs, tmp_path
+):
+    ingress, shared = free_ports(2)
+    copy_certificates(certs, tmp_path)
+    trustme.CA().issue_cert("127.0.0.1").private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    # The ingress port is taken: had Hookaido tried to listen anywhere before checking the
+    # certificate files, it would complain about this address instead.
+    with socket.socket() as occupant:
+        occupant.bind(("127.0.0.1", ingress))
+        occupant.listen()
+        run = hookaido_run(config(ingress, shared, MUTUAL_TLS)).start()
+
+        code = run.wait_exit()
+
+    assert code == 1
+    assert "config invalid:" in run.stderr()
+    assert "server.key" in run.stderr()
+    assert "does not match" in run.stderr()
+    assert "in use" not in run.stderr()
+
+
+def test_a_missing_certificate_file_stops_start_up_naming_the_file(
+    hookaido_run, free_ports, certs, tmp_path
+):
+    ingress, shared = free_ports(2)
+    copy_certificates(certs, tmp_path)
+    (tmp_path / "server.pem").unlink()
+    run = hookaido_run(config(ingress, shared, MUTUAL_TLS)).start()
+
+    code = run.wait_exit()
+
+    assert code == 1
+    assert "server.pem" in run.stderr()
+    assert "cannot read" in run.stderr()
