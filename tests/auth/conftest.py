@@ -17,7 +17,7 @@ class Seen:
 
 
 class LoopbackServer:
-    def __init__(self, respond):
+    def __init__(self, respond, ssl_context=None):
         self.respond = respond  # Seen -> (status, headers dict, body bytes)
         self.seen: list[Seen] = []
         server = self
@@ -47,7 +47,11 @@ class LoopbackServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if ssl_context is not None:
+            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -61,11 +65,12 @@ class LoopbackServer:
 
 @pytest.fixture
 def loopback_server():
-    """``loopback_server(respond)`` starts a server; every one is stopped after the test."""
+    """``loopback_server(respond, ssl_context=None)`` starts a server (HTTPS with a context);
+    every one is stopped after the test."""
     started: list[LoopbackServer] = []
 
-    def start(respond) -> LoopbackServer:
-        server = LoopbackServer(respond)
+    def start(respond, ssl_context=None) -> LoopbackServer:
+        server = LoopbackServer(respond, ssl_context)
         started.append(server)
         return server
 

@@ -1,9 +1,11 @@
 """``vault:`` references, resolved against a small Vault-like HTTP server on 127.0.0.1."""
 
 import json
+import ssl
 import time
 
 import pytest
+import trustme
 
 from hookaido.config.model import Config, PullAPIConfig, SecretRef
 from hookaido.errors import ConfigError
@@ -162,3 +164,30 @@ def test_plain_vault_addr_and_token_variables_are_a_fallback(vault):
 
     assert resolve(SecretRef("vault", "kv/hookaido#hmac"), environ) == b"kv1-secret"
     assert server.seen[0].headers["X-Vault-Token"] == "hvs.plain"
+
+
+@pytest.fixture
+def tls_vault(loopback_server, tmp_path):
+    authority = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "vault-ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    server = loopback_server(vault_answers({"/v1/kv/hookaido": KV1}), ssl_context=context)
+    return server, {"HOOKAIDO_VAULT_ADDR": server.url, "HOOKAIDO_VAULT_TOKEN": "t"}, ca_file
+
+
+def test_https_vault_is_verified_against_the_configured_ca(tls_vault):
+    server, environ, ca_file = tls_vault
+    ref = SecretRef("vault", "kv/hookaido#hmac")
+
+    with pytest.raises(SecretError, match="vault request failed"):
+        resolve(ref, environ)
+    assert resolve(ref, {**environ, "HOOKAIDO_VAULT_CACERT": str(ca_file)}) == b"kv1-secret"
+
+
+def test_https_vault_verification_can_be_switched_off_for_testing(tls_vault):
+    _, environ, _ = tls_vault
+    environ = {**environ, "HOOKAIDO_VAULT_INSECURE_SKIP_VERIFY": "true"}
+
+    assert resolve(SecretRef("vault", "kv/hookaido#hmac"), environ) == b"kv1-secret"
