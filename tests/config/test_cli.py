@@ -136,7 +136,7 @@ def test_fmt_prints_canonical_form_and_leaves_the_file_alone(workdir, capsys):
     assert out == (
         "ingress { # edge\n  listen 127.0.0.1:1\n}\n\n/b {\n  pull {\n    path /b\n  }\n}\n"
     )
-    assert (workdir / "Hookaidofile").read_text(newline="") == original
+    assert (workdir / "Hookaidofile").read_bytes() == original.encode()
 
 
 def test_fmt_write_rewrites_the_file(workdir, capsys):
