@@ -5,12 +5,14 @@ loaded here (start-up and reload do that once the config compiled).
 """
 
 import os
+import re
 from dataclasses import replace
 
 from hookaido.config.compile import compile_document
 from hookaido.config.model import Config
 from hookaido.config.parser import parse_file
 from hookaido.config.placeholders import resolve_document
+from hookaido.config.schema import lint
 from hookaido.errors import ConfigError
 
 
@@ -25,27 +27,28 @@ def load_config(path, environ=None, registry=None) -> Config:
 
     document = parse_file(path, registry=registry)
     document, warnings = resolve_document(document, environ)
-    problems = _lint(document, registry)
+    problems = list(lint(document, registry))
     config = None
     try:
         config = compile_document(document, registry)
     except ConfigError as exc:
         problems.extend(exc.problems)
-    problems = list(dict.fromkeys(problems))
+    problems = sorted(dict.fromkeys(problems), key=_place_of)
     if problems:
         raise ConfigError(problems[0], problems=problems)
     merged = tuple(dict.fromkeys([*warnings, *config.warnings]))
     return replace(config, warnings=merged)
 
 
-def _lint(document, registry) -> list[str]:
-    try:
-        from hookaido.config.schema import lint
-    except ImportError:
-        # Limitation: without hookaido.config.schema the JSON Schema pass is skipped; the
-        # compiler still checks every rule it knows.
-        return []
-    return list(lint(document, registry))
+_PLACE = re.compile(r"(.+?):(\d+):(\d+): ")
+
+
+def _place_of(problem: str) -> tuple:
+    """Sort key: located problems in file order first, then the others as they came."""
+    found = _PLACE.match(problem)
+    if found is None:
+        return (1, "", 0, 0)
+    return (0, found.group(1), int(found.group(2)), int(found.group(3)))
 
 
 # --------------------------------------------------------------------------------------
