@@ -38,17 +38,28 @@ class _SecretCache:
         self._values: dict[SecretRef, tuple[bytes, float]] = {}
 
     def get(self, ref: SecretRef) -> bytes:
+        now = self._clock()
         with self._lock:
             cached = self._values.get(ref)
-            now = self._clock()
-            if cached is None:
-                value = self._first_load(ref)
-            elif ref.scheme in ("file", "vault") and now - cached[1] >= REREAD_AFTER:
-                value = self._reread(ref, cached[0])
-            else:
+            if cached is not None and (
+                ref.scheme not in ("file", "vault") or now - cached[1] < REREAD_AFTER
+            ):
                 return cached[0]
+            if cached is not None:
+                # Other threads keep the old value while this one reads the new one.
+                self._values[ref] = (cached[0], now)
+
+        # Reading a file or asking Vault happens outside the lock: signing never waits on it.
+        if cached is None:
+            try:
+                value = self._first_load(ref)
+            except secrets.SecretError as exc:
+                raise SigningError(f"signing secret {ref.scheme}: {exc.reason}") from None
+        else:
+            value = self._reread(ref, cached[0])
+        with self._lock:
             self._values[ref] = (value, now)
-            return value
+        return value
 
     def _reread(self, ref: SecretRef, previous: bytes) -> bytes:
         try:

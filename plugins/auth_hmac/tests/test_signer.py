@@ -197,3 +197,10 @@ def test_plugin_registers_auth_hmac_and_signer_hmac_with_schemas():
         "standard-webhooks",
     }
     assert registry.get("auth", "forward") is not None
+
+
+def test_secret_that_cannot_be_loaded_is_a_signing_error():
+    signer = HmacSigner(SignConfig(secrets=(SecretRef("env", "HOOKAIDO_TEST_UNSET"),)), context())
+
+    with pytest.raises(SigningError, match="HOOKAIDO_TEST_UNSET is not set"):
+        signer.sign("POST", "https://t/h", b"", NOW)
