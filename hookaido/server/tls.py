@@ -179,9 +179,9 @@ class _Server(wsgi.Server):
 class TLSServer:
     """A TLS listener with the ``start()``/``stop()`` shape of every listener.
 
-    ``start`` binds (raising ``OSError``, or ``ListenError`` when built from a ``listen``
-    string) and serves on a daemon thread; ``stop`` closes the socket and waits up to
-    ``timeout`` seconds for requests in flight. ``address`` is the bound ``(host, port)``.
+    ``start`` binds (raising ``OSError``) and serves on a daemon thread; ``stop`` closes the
+    socket and waits up to ``timeout`` seconds for requests in flight. ``address`` is the
+    bound ``(host, port)``.
     """
 
     def __init__(
@@ -194,7 +194,6 @@ class TLSServer:
         self._server.ssl_adapter = _ContextAdapter(context)
         self._thread: threading.Thread | None = None
         self.name = name
-        self.listen: str | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -209,14 +208,7 @@ class TLSServer:
         return self.address[1]
 
     def start(self) -> None:
-        try:
-            self._server.prepare()
-        except OSError as error:
-            if self.listen is None:
-                raise
-            from hookaido.server.listeners import ListenError
-
-            raise ListenError(f"listen {self.listen!r}: {error.strerror or error}") from error
+        self._server.prepare()
         self._thread = threading.Thread(
             target=self._serve, name=f"hookaido-{self.name}", daemon=True
         )
@@ -237,27 +229,13 @@ class TLSServer:
 
 
 def make_tls_server(
-    app, host, port=None, tls: TLSConfig | None = None, *, name: str = "tls", threads: int = 8
+    app, host: str, port: int, tls: TLSConfig, *, name: str = "tls", threads: int = 8
 ) -> TLSServer:
-    """A TLS listener for ``app``; nothing listens until ``start()``.
+    """A TLS listener for ``app`` on ``host:port``; nothing listens until ``start()``.
 
-    Called as ``make_tls_server(app, host, port, tls)`` or, from the listener layer, as
-    ``make_tls_server(app, listen, tls)`` with a ``listen`` string such as ``127.0.0.1:9443``.
     Raises ``ConfigError`` (naming the file) for unreadable or mismatched certificate files.
     """
-    listen = None
-    if isinstance(port, TLSConfig):
-        from hookaido.server.listeners import parse_listen
-
-        listen, tls = host, port
-        host, port = parse_listen(listen)
-        name = name if name != "tls" else listen
-    if tls is None:
-        raise TypeError("make_tls_server needs a TLSConfig")
-
     context = build_context(tls)
     policy = CLIENT_AUTH_MODES[tls.client_auth]
     verified = bool(policy and policy[1])
-    server = TLSServer(app, host, port, context, name, threads, verified)
-    server.listen = listen
-    return server
+    return TLSServer(app, host, port, context, name, threads, verified)
