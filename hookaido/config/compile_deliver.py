@@ -1,11 +1,12 @@
 """Compile a route's ``deliver`` targets: URL or keyword kind, retry, timeout, headers, exec
 environment and outbound signing (``sign ...``)."""
 
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from hookaido.config import values
 from hookaido.config.ast import Directive
-from hookaido.config.compile_auth import missing_plugin
+from hookaido.config.compile_auth import block_data, missing_plugin
 from hookaido.config.compile_globals import compile_retry
 from hookaido.config.compile_reader import Block, Problems, parse_value, quote
 from hookaido.config.model import DeliverTarget, SignConfig
@@ -85,7 +86,8 @@ def _target(directive: Directive, problems: Problems, where: str, ctx):
         return None
     kind, target, is_url = found
     context = f"{where}: deliver {quote(target)}"
-    block = Block(directive.block, problems, context, known=DELIVER_DIRECTIVES)
+    plugin = not is_url and kind != "exec"  # a keyword deliverer from a plugin
+    block = Block(directive.block, problems, context, known=None if plugin else DELIVER_DIRECTIVES)
     defaults = ctx.defaults
 
     retry_directive = block.one("retry")
@@ -95,8 +97,17 @@ def _target(directive: Directive, problems: Problems, where: str, ctx):
         else defaults.retry
     )
     timeout = block.parsed("timeout", values.parse_positive_duration, defaults.timeout)
-    headers = _headers(block.all("header"), problems, context, is_url)
-    env = _env(block.all("env"), problems, context, is_url)
+    options = None
+    if plugin:
+        registration = ctx.registry.get("deliverer", kind) if ctx.registry else None
+        own = [
+            entry for entry in block.directives if entry.name not in ("retry", "timeout", "sign")
+        ]
+        options = block_data(own, (registration.schema if registration else None) or {})
+        headers, env = (), ()
+    else:
+        headers = _headers(block.all("header"), problems, context, is_url)
+        env = _env(block.all("env"), problems, context, is_url)
     sign = _sign(block.all("sign"), problems, context, kind, ctx)
     return DeliverTarget(
         target=target,
@@ -107,6 +118,7 @@ def _target(directive: Directive, problems: Problems, where: str, ctx):
         sign=sign,
         env=env,
         location=directive.location,
+        options=options,
     )
 
 
@@ -158,6 +170,7 @@ def _sign(directives, problems: Problems, context: str, kind: str, ctx):
         return None
     direct, refs, settings, signer = [], [], {}, None
     direct_at = refs_at = None
+    options = None
     for directive in directives:
         name = directive.args[0].text if directive.args else ""
         rest = directive.args[1:]
@@ -177,12 +190,14 @@ def _sign(directives, problems: Problems, context: str, kind: str, ctx):
             problems.error(directive, f"{context}: sign {name} cannot be combined with {signer}")
             continue
         signer = name
+        if name != "hmac":
+            options = _plugin_signer_options(directive, ctx.registry)
         if rest and rest[0].text == "secret_ref":
             if len(rest) < 2:
                 problems.error(directive, f"{context}: sign {name} secret_ref needs an ID")
             refs.extend(rest[1:])
             refs_at = refs_at or directive
-        elif len(rest) == 1:
+        elif len(rest) == 1 and (name == "hmac" or values.is_secret_ref(rest[0].text)):
             if direct:
                 problems.error(directive, f"{context}: duplicate sign {name} <secret-ref>")
                 continue
@@ -195,11 +210,19 @@ def _sign(directives, problems: Problems, context: str, kind: str, ctx):
             if ref is not None:
                 direct.append(ref)
             direct_at = directive
-        else:
+        elif name == "hmac":
             problems.error(
                 directive, f"{context}: expected sign {name} <secret-ref> or secret_ref <ID>…"
             )
-    return _sign_config(problems, context, signer, direct, direct_at, refs, refs_at, settings, ctx)
+    sign = _sign_config(problems, context, signer, direct, direct_at, refs, refs_at, settings, ctx)
+    return replace(sign, options=options) if sign is not None and options is not None else sign
+
+
+def _plugin_signer_options(directive: Directive, registry) -> dict:
+    registration = registry.get("signer", directive.args[0].text) if registry else None
+    data = block_data(directive.block or [], (registration.schema if registration else None) or {})
+    data["args"] = [value.text for value in directive.args[1:]]
+    return data
 
 
 def _sign_config(problems, context, signer, direct, direct_at, refs, refs_at, settings, ctx):

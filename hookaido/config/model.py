@@ -228,6 +228,7 @@ class SignConfig:
     signature_header: str = "X-Hookaido-Signature"
     timestamp_header: str = "X-Hookaido-Timestamp"
     secret_selection: str = "newest_valid"
+    options: Any = None  # a plugin signer's plain-data options ({"args": [...], ...}) or None
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ class DeliverTarget:
     sign: SignConfig | None = None
     env: tuple[tuple[str, str], ...] = ()
     location: Location | None = None
+    options: Any = None  # a plugin deliverer's plain-data block options, or None
 
 
 @dataclass(frozen=True)

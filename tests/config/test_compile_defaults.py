@@ -46,8 +46,8 @@ def make_registry() -> Registry:
     return registry
 
 
-def compile_text(text: str):
-    registry = make_registry()
+def compile_text(text: str, registry: Registry | None = None):
+    registry = registry or make_registry()
     return compile_document(
         parse_text(dedent(text).lstrip("\n"), "Hookaidofile", registry), registry
     )
@@ -435,3 +435,43 @@ def test_shared_listener_with_distinct_prefixes_compiles():
         "127.0.0.1:8080"
     }
     assert (config.pull_api.prefix, config.admin_api.prefix) == ("/pull", "/admin")
+
+
+def test_plugin_deliverers_and_signers_get_their_options_as_plain_data():
+    registry = make_registry()
+    info = PluginInfo("kafka", "1.0", "hookaido-kafka")
+    deliverer_schema = {
+        "type": "object",
+        "properties": {
+            "args": {"type": "string"},
+            "brokers": {"type": "array"},
+            "acks": {"type": "string"},
+        },
+    }
+    signer_schema = {
+        "type": "object",
+        "properties": {"args": {"type": "string"}, "key_id": {"type": "string"}},
+    }
+    registry.add(info, "deliverer", "kafka", object, deliverer_schema)
+    registry.add(info, "signer", "ed25519", object, signer_schema)
+    text = """
+    /a {
+      deliver kafka orders {
+        brokers k1:9092 k2:9092
+        acks all
+      }
+      deliver "https://a.example/x" {
+        sign ed25519 env:SIGNING_KEY { key_id main }
+      }
+    }
+    """
+
+    config = compile_text(text, registry)
+
+    kafka, http = config.routes[0].targets
+    assert (kafka.kind, kafka.target) == ("kafka", "orders")
+    assert kafka.options == {"brokers": ["k1:9092", "k2:9092"], "acks": "all"}
+    assert kafka.timeout == timedelta(seconds=10)
+    assert http.sign.name == "ed25519"
+    assert [str(ref) for ref in http.sign.secrets] == ["env:SIGNING_KEY"]
+    assert http.sign.options == {"key_id": "main", "args": ["env:SIGNING_KEY"]}
