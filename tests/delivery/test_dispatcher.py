@@ -349,3 +349,23 @@ def test_reload_without_delivery_changes_keeps_the_workers(backend, running, rec
 
     assert replaced is False
     assert [name for name, _ in events if name.startswith("dispatcher_")] == []
+
+
+def test_a_drain_over_budget_is_logged_and_the_replacement_starts_anyway(
+    backend, running, receiver, events, monkeypatch
+):
+    monkeypatch.setattr("hookaido.dispatcher.drain_budget", lambda config: timedelta(seconds=0.2))
+    receiver.replies_for["/slow"] = [Reply(200, delay=1.0)]
+    slow, fresh = receiver.url("/slow"), receiver.url("/fresh")
+    dispatcher = running(generation(push_route(http_target(slow))))
+    slow_id = enqueue(backend, "/hooks/in", slow)
+    receiver.wait_for(1)
+
+    replaced = dispatcher.reload(generation(push_route(http_target(fresh)), number=2))
+    fresh_id = enqueue(backend, "/hooks/in", fresh)
+
+    assert replaced is True
+    assert settled(backend, fresh_id) is None
+    assert settled(backend, slow_id) is None  # the old worker still finished and acked it
+    names = [name for name, _ in events if name.startswith("dispatcher_")]
+    assert names == ["dispatcher_drain_incomplete", "dispatcher_reloaded"]
