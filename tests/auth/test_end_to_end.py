@@ -125,9 +125,13 @@ class Node:
         response = self.pool.request("POST", url, body=body, headers=headers)
         return response.status, json.loads(response.data)
 
+    def messages(self, route: str) -> list[dict]:
+        admin = f"http://127.0.0.1:{self.ports['admin']}"
+        url = f"{admin}/messages?route={route}&include_headers=true"
+        return json.loads(self.pool.request("GET", url).data)["items"]
+
     def queued(self, route: str) -> int:
-        url = f"http://127.0.0.1:{self.ports['admin']}/messages?route={route}"
-        return len(json.loads(self.pool.request("GET", url).data)["items"])
+        return len(self.messages(route))
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +239,7 @@ ingress {{ listen 127.0.0.1:{ingress} }}
 admin_api {{ listen 127.0.0.1:{admin} }}
 pull_api {{ listen 127.0.0.1:{pull}; auth token raw:e2e-pull-token }}
 /webhooks/partners {{
-  auth forward "{url}/check" {{ timeout 500ms; body_limit 4 }}
+  auth forward "{url}/check" {{ timeout 500ms; body_limit 4; copy_headers X-Tenant }}
   pull {{ path /partners }}
 }}
 """
@@ -245,7 +249,11 @@ DECISIONS = {"allow": 204, "deny": 401, "forbid": 403, "broken": 500}
 
 def test_forward_auth_decides_through_hookaido_run(tmp_path, loopback_server):
     service = loopback_server(
-        lambda request: (DECISIONS[request.headers.get("X-Decision", "broken")], {}, b"")
+        lambda request: (
+            DECISIONS[request.headers.get("X-Decision", "broken")],
+            {"X-Tenant": ["acme", "eu"]},
+            b"",
+        )
     )
     forward_node = Node(tmp_path)
     forward_node.config.write_text(FORWARD_CONFIG.format(**forward_node.ports, url=service.url))
@@ -257,7 +265,7 @@ def test_forward_auth_decides_through_hookaido_run(tmp_path, loopback_server):
             )
             for decision in DECISIONS
         }
-        queued = forward_node.queued("/webhooks/partners")
+        stored = forward_node.messages("/webhooks/partners")
     finally:
         forward_node.stop()
 
@@ -265,6 +273,7 @@ def test_forward_auth_decides_through_hookaido_run(tmp_path, loopback_server):
     assert (answers["deny"][0], answers["deny"][1]["code"]) == (401, "unauthorized")
     assert (answers["forbid"][0], answers["forbid"][1]["code"]) == (403, "forbidden")
     assert (answers["broken"][0], answers["broken"][1]["code"]) == (503, "auth_unavailable")
-    assert queued == 1
+    assert len(stored) == 1
+    assert stored[0]["headers"]["X-Tenant"] == "acme,eu"
     assert service.seen[0].body == b"0123"
     assert service.seen[0].headers["X-Hookaido-Original-Path"] == "/webhooks/partners"
