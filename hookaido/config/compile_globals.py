@@ -267,14 +267,17 @@ def compile_pull_api(directive: Directive | None, problems: Problems) -> PullAPI
         tls=compile_tls(block.one("tls"), problems, "pull_api") if block.has("tls") else None,
         present=True,
     )
-    if config.max_lease_ttl is not None and config.default_lease_ttl > config.max_lease_ttl:
+    # A cap below the 30s default only matters once default_lease_ttl is written too.
+    written_ttl = block.one("default_lease_ttl")
+    if written_ttl and config.max_lease_ttl and config.default_lease_ttl > config.max_lease_ttl:
         problems.error(
-            block.one("default_lease_ttl") or directive,
+            written_ttl,
             "pull_api: default_lease_ttl must not exceed max_lease_ttl",
         )
-    if config.max_wait is not None and config.default_max_wait > config.max_wait:
+    written_wait = block.one("default_max_wait")
+    if written_wait and config.max_wait and config.default_max_wait > config.max_wait:
         problems.error(
-            block.one("default_max_wait") or directive,
+            written_wait,
             "pull_api: default_max_wait must not exceed max_wait",
         )
     return config

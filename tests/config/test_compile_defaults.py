@@ -475,3 +475,15 @@ def test_plugin_deliverers_and_signers_get_their_options_as_plain_data():
     assert http.sign.name == "ed25519"
     assert [str(ref) for ref in http.sign.secrets] == ["env:SIGNING_KEY"]
     assert http.sign.options == {"key_id": "main", "args": ["env:SIGNING_KEY"]}
+
+
+def test_a_lease_ttl_cap_below_the_default_ttl_is_fine_until_the_default_is_written():
+    config = compile_text(
+        """
+        pull_api { max_lease_ttl 10s; auth token env:T }
+        /a { pull { path /a } }
+        """
+    )
+
+    assert config.pull_api.max_lease_ttl == timedelta(seconds=10)
+    assert config.pull_api.default_lease_ttl == timedelta(seconds=30)
