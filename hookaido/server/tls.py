@@ -4,6 +4,7 @@ Certificate, key and client CA are checked before anything listens; a problem is
 ``ConfigError`` naming the file. This module never binds to an address it was not given.
 """
 
+import sys
 import threading
 
 from cheroot import wsgi
@@ -169,8 +170,17 @@ class _Server(wsgi.Server):
     client_certificates_verified = False
 
     def error_log(self, msg="", level=20, traceback=False):
-        # cheroot's own complaints become runtime events instead of raw stderr text.
-        if level >= 40:
+        # cheroot's own complaints become runtime events instead of raw stderr text. A peer
+        # that hangs up mid-response (an SSE client leaving, a refused handshake) is routine.
+        failure = sys.exc_info()[1]
+        if isinstance(failure, (SSL.Error, ConnectionError, TimeoutError)):
+            event(
+                "tls_connection_closed",
+                level="debug",
+                listener=self.listener_name,
+                error=str(msg),
+            )
+        elif level >= 40:
             event("tls_server_error", level="error", listener=self.listener_name, error=str(msg))
         else:
             event("tls_server_notice", level="debug", listener=self.listener_name, note=str(msg))
