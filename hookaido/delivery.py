@@ -25,7 +25,12 @@ class Outcome:
 
 @dataclass
 class DeliveryContext:
-    """What a deliverer factory may use: the egress policy and a signer for its target."""
+    """What a deliverer factory may use: the egress policy and a signer for its target.
+
+    The dispatcher puts ``concurrency`` (the route's ``deliver_concurrency``, for sizing
+    connection pools) in ``extra``; tests may add ``resolver`` (``(host, port) -> [address]``)
+    to replace DNS in the egress check.
+    """
 
     egress: Any  # hookaido.config.model.EgressPolicy
     make_signer: Callable[[Any], Any] | None = None  # SignConfig -> signer or None

@@ -106,7 +106,7 @@ class _Rules:
         for rule in self.hosts:
             if rule == "*" or rule == host:
                 return True
-            if rule.startswith("*.") and host.endswith(rule[1:]) and host != rule[2:]:
+            if rule.startswith("*.") and host.endswith(rule[1:]):
                 return True
         return False
 
@@ -121,10 +121,10 @@ class EgressGuard:
     def __init__(
         self,
         policy: EgressPolicy,
-        resolver: Callable[[str, int], list[str]] = system_resolver,
+        resolver: Callable[[str, int], list[str]] | None = None,
     ):
         self.policy = policy
-        self.resolver = resolver
+        self.resolver = resolver or system_resolver
         self._allow = _Rules.parse(policy.allow)
         self._deny = _Rules.parse(policy.deny)
 

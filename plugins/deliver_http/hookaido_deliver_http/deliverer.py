@@ -70,10 +70,7 @@ class HTTPDeliverer:
 
     def __init__(self, target: DeliverTarget, context: DeliveryContext):
         self.target = target
-        resolver = context.extra.get("resolver")
-        self.guard = (
-            EgressGuard(context.egress, resolver) if resolver else EgressGuard(context.egress)
-        )
+        self.guard = EgressGuard(context.egress, context.extra.get("resolver"))
         self.follow_redirects = context.egress.redirects
         self.timeout = target.timeout.total_seconds()
         self.signer = None
