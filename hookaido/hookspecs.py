@@ -53,7 +53,8 @@ def register_auth(register):
         or refuses it with an HTTP status (401, 403 or 503) and a stable error ``code``.
         A verdict may carry ``on_enqueued`` and ``on_refused`` callbacks, run after the
         webhook was durably stored or refused later in the pipeline (used to make replay
-        protection claims permanent or to release them).
+        protection claims permanent or to release them). An allowing verdict may also carry
+        ``headers`` to store with the webhook, replacing inbound headers of the same name.
 
     Raise ``hookaido.errors.ConfigError`` from the factory for options that cannot work.
     """
