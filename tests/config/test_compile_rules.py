@@ -557,6 +557,41 @@ CASES = [
         'route "/a": auth forward: copy_headers "X Team" is not a token',
         id="forward-copy-header-not-token",
     ),
+    pytest.param(
+        """
+        /a {
+          auth hmac env:S
+          auth forward "https://auth.example/check"
+          deliver "https://a.example/x" {}
+        }
+        """,
+        "3:3",
+        'route "/a": auth forward cannot be combined with auth hmac',
+        id="forward-with-hmac",
+    ),
+    pytest.param(
+        """
+        /a {
+          auth hmac env:S
+          auth hmac env:T
+          deliver "https://a.example/x" {}
+        }
+        """,
+        "3:3",
+        'route "/a": duplicate auth hmac',
+        id="hmac-twice",
+    ),
+    pytest.param(
+        """
+        /a {
+          auth hmac env:S { provider stripe; signature_header X-Sig }
+          deliver "https://a.example/x" {}
+        }
+        """,
+        "2:38",
+        'route "/a": auth hmac: provider cannot be combined with signature_header',
+        id="hmac-provider-with-signature-header",
+    ),
     # -- deliver ------------------------------------------------------------------------
     pytest.param(
         """
@@ -844,6 +879,27 @@ CASES = [
         'observability.metrics.listen "127.0.0.1:8080" uses the same address as'
         ' ingress.listen "127.0.0.1:8080"',
         id="metrics-on-ingress-address",
+    ),
+    pytest.param(
+        f"""
+        observability {{ metrics {{ listen "127.0.0.1:2019" }} }}
+        {OK}
+        """,
+        "1:34",
+        'observability.metrics.listen "127.0.0.1:2019" uses the same address as'
+        ' admin_api.listen "127.0.0.1:2019"',
+        id="metrics-on-admin-address",
+    ),
+    pytest.param(
+        f"""
+        ingress {{ listen :8080 }}
+        admin_api {{ listen 0.0.0.0:8080; prefix /admin; auth token env:A }}
+        {OK}
+        """,
+        "2:20",
+        'admin_api.listen "0.0.0.0:8080" and ingress.listen ":8080" name the same address;'
+        " write it identically to share the listener",
+        id="wildcard-written-two-ways",
     ),
     pytest.param(
         """
