@@ -6,6 +6,7 @@ separate condition of ``BackendBase``.
 
 import bisect
 import heapq
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from hookaido.queue.model import (
     new_lease_id,
 )
 
+_STAMPS = itertools.count(1)
 RETAINED_STATES = ("delivered", "dead", "canceled")
 RETAINED_BYTES_LIMIT = 256 * 1024 * 1024
 RETAINED_ITEMS_FLOOR = 1000
@@ -47,14 +49,15 @@ EVICTION_REASONS = (
 
 
 class _Item:
-    """One stored envelope plus bookkeeping. ``version`` changes on every transition, so a
-    heap entry carrying an older version is known to be stale."""
+    """One stored envelope plus bookkeeping. ``version`` is a store-wide stamp renewed on
+    every transition, so a heap entry carrying another stamp is known to be stale, even when
+    the id was deleted and stored again."""
 
     __slots__ = ("envelope", "version", "size")
 
     def __init__(self, envelope: Envelope):
         self.envelope = envelope
-        self.version = 0
+        self.version = next(_STAMPS)
         self.size = 0
 
 
@@ -557,7 +560,7 @@ class MemoryBackend(BackendBase):
         item.size = _envelope_size(envelope)
         self._count[state] += 1
         self._bytes[state] += item.size
-        item.version += 1
+        item.version = next(_STAMPS)
         self._index(item)
 
     def _remove(self, item: _Item) -> None:

@@ -58,8 +58,11 @@ def _duration_ns(duration: timedelta) -> int:
     return (duration.days * 86400 + duration.seconds) * 1_000_000_000 + duration.microseconds * 1000
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(mapping: dict[str, str]) -> str:
-    return json.dumps(mapping, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(mapping) if mapping else "{}"
 
 
 def _envelope(row) -> Envelope:
@@ -182,6 +185,7 @@ class SQLiteBackend(BackendBase):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
+        self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -196,6 +200,7 @@ class SQLiteBackend(BackendBase):
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
     def close(self) -> None:
+        self._closed = True
         with self._write_lock:
             if self._writer is not None:
                 self._checkpoint(self._writer)
@@ -216,6 +221,8 @@ class SQLiteBackend(BackendBase):
         return conn
 
     def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreUnavailable(f"{self.path}: store is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()

@@ -1,0 +1,150 @@
+"""Queue backend throughput, measured against a plain sqlite3 insert loop on the same disk.
+
+Run by hand: ``.venv/bin/python bench/queue_bench.py [--dir DIR] [--seconds S]``. Every case
+stops after its operation count or its time budget, so a run ends within two minutes.
+"""
+
+import argparse
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from hookaido.plugins import registry
+from hookaido.queue import BackendSettings, Envelope, Retention, new_event_id
+from hookaido.queue.backend import utc_now
+
+LEASE_TTL = timedelta(minutes=5)
+PAYLOAD = b'{"action":"push","ref":"refs/heads/main","size":' + b"7" * 400 + b"}"
+HEADERS = {"Content-Type": "application/json", "X-Github-Event": "push"}
+TRACE = {"remote_addr": "127.0.0.1:40000", "path": "/bench"}
+
+
+def envelope() -> Envelope:
+    now = utc_now()
+    return Envelope(
+        id=new_event_id(),
+        route="/bench",
+        target="pull",
+        payload=PAYLOAD,
+        received_at=now,
+        next_run_at=now,
+        headers=dict(HEADERS),
+        trace=dict(TRACE),
+    )
+
+
+def measure(step: Callable[[], int], operations: int, seconds: float) -> tuple[int, float]:
+    """Call ``step`` (which reports how many operations it did) until done or out of time."""
+    done = 0
+    started = time.perf_counter()
+    while done < operations and time.perf_counter() - started < seconds:
+        done += step()
+    return done, time.perf_counter() - started
+
+
+def reference_inserts(folder: str, batch: int, operations: int, seconds: float) -> float:
+    """Rows per second of a bare insert loop with the backend's durability settings."""
+    path = os.path.join(folder, f"reference-{batch}.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(
+        "CREATE TABLE rows (id TEXT PRIMARY KEY, route TEXT, target TEXT, received_at INTEGER,"
+        " payload BLOB, headers TEXT, trace TEXT)"
+    )
+    headers, trace = str(HEADERS), str(TRACE)
+
+    def step() -> int:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (new_event_id(), "/bench", "pull", time.time_ns(), PAYLOAD, headers, trace)
+                for _ in range(batch)
+            ],
+        )
+        conn.execute("COMMIT")
+        return batch
+
+    done, elapsed = measure(step, operations, seconds)
+    conn.close()
+    return done / elapsed
+
+
+def backend_cases(name, folder, operations, backlog, seconds) -> dict[str, float]:
+    factory = registry().get("backend", name).factory
+    results: dict[str, float] = {}
+
+    def fresh(tag: str):
+        settings = BackendSettings(
+            db_path=os.path.join(folder, f"{name}-{tag}.db"),
+            max_depth=0,
+            retention=Retention(prune_interval=None),
+        )
+        backend = factory(settings)
+        backend.open()
+        return backend
+
+    for batch in (1, 100):
+        backend = fresh(f"enqueue-{batch}")
+        done, elapsed = measure(
+            lambda b=backend, n=batch: b.enqueue([envelope() for _ in range(n)]) or n,
+            operations,
+            seconds,
+        )
+        results[f"enqueue batch {batch}"] = done / elapsed
+        backend.close()
+
+    for batch in (1, 100):
+        backend = fresh(f"lease-{batch}")
+        for _ in range(0, backlog + operations, 500):
+            backend.enqueue([envelope() for _ in range(500)])
+
+        def lease_and_ack(b=backend, n=batch) -> int:
+            leased = b.dequeue("/bench", "pull", n, LEASE_TTL)
+            b.ack([item.lease_id for item in leased])
+            return len(leased)
+
+        done, elapsed = measure(lease_and_ack, operations, seconds)
+        results[f"dequeue+ack batch {batch}"] = done / elapsed
+        backend.close()
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default=None, help="folder for the scratch databases")
+    parser.add_argument("--operations", type=int, default=5000, help="envelopes per case")
+    parser.add_argument("--backlog", type=int, default=10000, help="queued before dequeueing")
+    parser.add_argument("--seconds", type=float, default=8.0, help="time budget per case")
+    args = parser.parse_args(argv)
+
+    folder = tempfile.mkdtemp(prefix="hookaido-bench-", dir=args.dir)
+    try:
+        reference = {
+            batch: reference_inserts(folder, batch, args.operations, args.seconds)
+            for batch in (1, 100)
+        }
+        print(f"scratch folder: {folder}  (sqlite {sqlite3.sqlite_version})")
+        print("reference: plain sqlite3 insert loop, WAL, synchronous=FULL, same folder")
+        print(f"  batch 1:   {reference[1]:>10.0f} rows/s")
+        print(f"  batch 100: {reference[100]:>10.0f} rows/s")
+        print()
+        print(f"{'backend':<8} {'case':<22} {'ops/s':>10} {'x reference':>12}")
+        for name in registry().names("backend"):
+            results = backend_cases(name, folder, args.operations, args.backlog, args.seconds)
+            for case, rate in results.items():
+                ratio = rate / reference[100 if case.endswith("100") else 1]
+                print(f"{name:<8} {case:<22} {rate:>10.0f} {ratio:>12.2f}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
