@@ -62,7 +62,10 @@ def parse_text(text: str, file: str, registry=None) -> Document:
         raise ConfigError(f"cannot parse config: {exc}", Location(file, 1, 1)) from None
     except RecursionError:
         raise ConfigError("config nests too deeply", Location(file, 1, 1)) from None
-    return _Builder(file, text, registry).document(tree.children)
+    try:
+        return _Builder(file, text, registry).document(tree.children)
+    except RecursionError:
+        raise ConfigError("config nests too deeply", Location(file, 1, 1)) from None
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> ConfigError:

@@ -35,9 +35,11 @@ def _looks_like_config(body: str) -> bool:
 
 
 def spec_examples() -> list[tuple[str, str]]:
-    """``(id, text)`` of every Hookaidofile example in the spec and deployment-modes pages."""
+    """``(id, text)`` of every Hookaidofile example in the spec, the deployment-modes page
+    and the configuration guide."""
     shared = shared_dir()
     pages = sorted((shared / "spec").glob("*.md")) + [shared / "deployment-modes.md"]
+    pages.append(REPO / "docs" / "configuration.md")
     examples = []
     for page in pages:
         text = page.read_text(encoding="utf-8")

@@ -257,3 +257,39 @@ def test_parse_file_reports_an_unreadable_file(tmp_path):
         parse_file(tmp_path / "missing")
 
     assert "cannot read config file" in caught.value.problems[0]
+
+
+# -- comments ----------------------------------------------------------------------------
+
+
+def test_comments_are_attached_to_the_statements_around_them():
+    doc = parse(
+        "# about ingress\ningress { # edge listener\n  # the port\n  listen :8080 # public\n"
+        "  # last words\n}\n# the end\n"
+    )
+
+    ingress = doc.items[0]
+    assert ingress.comments == ["# about ingress"]
+    assert ingress.trailing_comment == "# edge listener"
+    assert ingress.block[0].comments == ["# the port"]
+    assert ingress.block[0].trailing_comment == "# public"
+    assert ingress.closing_comments == ["# last words"]
+    assert doc.trailing_comments == ["# the end"]
+
+
+def test_a_comment_ends_a_list_of_values():
+    message = error_of("@m { method GET # and\n POST }")
+
+    assert message.startswith('Hookaidofile:2:2: unknown directive "POST" in matcher @m')
+
+
+def test_an_inline_match_block_may_appear_only_once():
+    message = error_of("/a { match { method GET } match { method POST } pull { path /a } }")
+
+    assert message.startswith("Hookaidofile:1:27: duplicate match {} in route /a")
+
+
+def test_deep_nesting_is_a_located_error_not_a_crash():
+    message = error_of("/a { pull " + "{" * 5000 + "}" * 5000 + " }")
+
+    assert message == 'Hookaidofile:1:12: unexpected "{" in pull block; expected a directive name'
