@@ -42,3 +42,9 @@ class DeliveryContext:
 class SigningError(Exception):
     """Raised by a signer's ``sign()`` when no secret can sign right now (for example no
     ``secret_ref`` version is valid at the signing time). The attempt counts as a retry."""
+
+
+def error_text(text: str, limit: int = 500) -> str:
+    """``text`` on one line and at most ``limit`` characters, for attempt records and logs."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from hookaido.config.model import Config, DeliverTarget, RetryPolicy, Route, SignConfig
 from hookaido.config.values import render_duration
-from hookaido.delivery import DeliveryContext, Outcome
+from hookaido.delivery import DeliveryContext, Outcome, error_text
 from hookaido.errors import ConfigError
 from hookaido.observability.log import event
 from hookaido.observability.metrics import DEAD_REASONS
@@ -25,7 +25,6 @@ IDLE_WAIT_SECONDS = 2.0
 MISSING_TARGET_DELAY = timedelta(seconds=1)
 RETRY_AFTER_CAP = timedelta(hours=1)
 STORE_ERROR_PAUSE = 1.0
-ERROR_TEXT_LIMIT = 500
 
 
 # --------------------------------------------------------------------------------------
@@ -84,15 +83,10 @@ def delivery_fingerprint(generation: Generation) -> tuple:
     routes = tuple(
         (route.path, route.deliver_concurrency, route.targets) for route in config.deliver_routes
     )
-    signing_ids = {
-        secret_id
-        for route in config.deliver_routes
-        for target in route.targets
-        if target.sign is not None
-        for secret_id in target.sign.secret_refs
-    }
+    signs = _sign_configs(config)
+    signing_ids = {secret_id for sign in signs for secret_id in sign.secret_refs}
     versions = tuple(version for version in config.secrets if version.id in signing_ids)
-    refs = [ref for target in _sign_configs(config) for ref in target.secrets]
+    refs = [ref for sign in signs for ref in sign.secrets]
     refs += [version.value for version in versions]
     loaded = tuple((ref, generation.secrets.get(ref)) for ref in refs)
     return (config.defaults.egress, routes, versions, loaded)
@@ -105,11 +99,6 @@ def _sign_configs(config: Config) -> list[SignConfig]:
         for target in route.targets
         if target.sign is not None
     ]
-
-
-def _trim(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------
@@ -126,7 +115,9 @@ class _RouteWork:
     targets: dict[str, DeliverTarget]
     batch: int
     ttl: timedelta
-    due: list[float] = field(default_factory=list)  # monotonic times scheduled retries ripen
+    # Monotonic times at which scheduled retries ripen. A store wakes waiters when a retry is
+    # scheduled, not when it ripens, so idle workers shorten their wait to the next one.
+    due: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note_retry(self, delay: timedelta) -> None:
@@ -137,13 +128,13 @@ class _RouteWork:
         """How long an idle worker may sleep before one of this route's retries ripens."""
         now = time.monotonic()
         with self.lock:
-            if self.due and self.due[0] <= now:
-                while self.due and self.due[0] <= now:
-                    heapq.heappop(self.due)
-                return 0.0
-            if self.due:
+            if not self.due:
+                return longest
+            if self.due[0] > now:
                 return min(longest, self.due[0] - now)
-        return longest
+            while self.due and self.due[0] <= now:
+                heapq.heappop(self.due)
+            return 0.0
 
 
 class _Fleet:
@@ -287,7 +278,7 @@ class _Fleet:
                 "warn",
                 route=work.route.path,
                 target=target,
-                error=_trim(str(exc)),
+                error=error_text(str(exc)),
             )
             self.stopping.wait(STORE_ERROR_PAUSE)
             return []
@@ -301,7 +292,7 @@ class _Fleet:
                 "warn",
                 route=work.route.path,
                 target=target,
-                error=_trim(str(exc)),
+                error=error_text(str(exc)),
             )
             self.stopping.wait(STORE_ERROR_PAUSE)
 
@@ -334,7 +325,7 @@ class _Fleet:
         try:
             outcome = deliverer.deliver(envelope)
         except Exception as exc:  # a deliverer bug must cost a retry, never the message
-            outcome = Outcome("retry", error=_trim(f"deliverer failed: {exc!r}"))
+            outcome = Outcome("retry", error=error_text(f"deliverer failed: {exc!r}"))
 
         target = work.targets[envelope.target]
         attempt = envelope.attempt
@@ -423,7 +414,7 @@ class _Fleet:
                 route=envelope.route,
                 target=envelope.target,
                 event_id=envelope.id,
-                error=_trim(str(exc)),
+                error=error_text(str(exc)),
             )
 
     def _settle(self, how, work, envelopes, failure_event, delay=None, reason="") -> None:
@@ -437,7 +428,7 @@ class _Fleet:
             else:
                 result = self.backend.nack(lease_ids, dead=True, reason=reason, route=route)
         except Exception as exc:
-            error = _trim(str(exc))
+            error = error_text(str(exc))
         else:
             if not result.conflicts:
                 return

@@ -13,14 +13,13 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 
 from hookaido.config.model import DeliverTarget
-from hookaido.delivery import DeliveryContext, Outcome
+from hookaido.delivery import DeliveryContext, Outcome, error_text
 from hookaido.egress import Destination, EgressDenied, EgressGuard, EgressUnresolved
 
 BODY_READ_LIMIT = 64 * 1024
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 RETRYABLE_STATUSES = (408, 429)
-ERROR_TEXT_LIMIT = 500
 # Framing and hop-by-hop headers of the original request describe that request, not this one.
 UNFORWARDED_HEADERS = frozenset(
     {
@@ -60,11 +59,6 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     return wait if wait > timedelta(0) else None
 
 
-def _trim(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
-
-
 class HTTPDeliverer:
     """Delivers envelopes of one target URL. Safe to use from many worker threads at once."""
 
@@ -86,21 +80,21 @@ class HTTPDeliverer:
             try:
                 destination = self.guard.check(url)
             except EgressDenied as exc:
-                return Outcome("dead", error=_trim(str(exc)), dead_reason="policy_denied")
+                return Outcome("dead", error=error_text(str(exc)), dead_reason="policy_denied")
             except EgressUnresolved as exc:
-                return Outcome("retry", error=_trim(str(exc)))
+                return Outcome("retry", error=error_text(str(exc)))
 
             try:
                 headers = self._headers(envelope, destination, method, url, body)
             except Exception as exc:  # a signer failing (no valid secret) is worth a retry
-                return Outcome("retry", error=_trim(f"signing failed: {exc}"))
+                return Outcome("retry", error=error_text(f"signing failed: {exc}"))
 
             try:
                 status, response_headers = self._send(destination, method, body, headers, deadline)
             except (_AttemptTimeout, urllib3.exceptions.TimeoutError):
                 return Outcome("retry", error=f"timeout after {self.timeout:g}s")
             except (HTTPError, OSError) as exc:
-                return Outcome("retry", error=_trim(str(exc) or type(exc).__name__))
+                return Outcome("retry", error=error_text(str(exc) or type(exc).__name__))
 
             location = response_headers.get("location")
             if self.follow_redirects and status in REDIRECT_STATUSES and location:
