@@ -76,14 +76,19 @@ class Keyring:
         self._keys: dict[SecretRef, bytes] = {}
 
     def preload(self) -> None:
-        """Load every key now. Raises whatever the resolver or the key transform raises."""
+        """Load every key now. A value the key format rejects is a ``ConfigError`` at the
+        secret's place; resolver errors pass through unchanged."""
         for ref in self.direct + tuple(window.ref for window in self.windows):
             self.key(ref)
 
     def key(self, ref: SecretRef) -> bytes:
         key = self._keys.get(ref)
         if key is None:
-            key = self._transform(self._resolve(ref))
+            value = self._resolve(ref)
+            try:
+                key = self._transform(value)
+            except ValueError as exc:
+                raise ConfigError(str(exc), ref.location) from None
             self._keys[ref] = key
         return key
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from hookaido.errors import ConfigError
 from hookaido.hookspecs import hookimpl
-from hookaido.secrets import parse_duration
+from hookaido.secrets import SecretError, parse_duration
 from hookaido_auth_hmac.inbound import (
     DEFAULT_NONCE_HEADER,
     DEFAULT_SIGNATURE_HEADER,
@@ -68,7 +68,7 @@ def build_verifier(options: dict, context):
     )
     if not keyring:
         raise ConfigError("auth hmac needs at least one secret or secret_ref")
-    _preload(keyring, provider)
+    _preload(keyring, context.route, provider)
 
     if provider is not None:
         return PROVIDERS[provider](context.route, keyring)
@@ -83,11 +83,14 @@ def build_verifier(options: dict, context):
     )
 
 
-def _preload(keyring: Keyring, provider: str | None) -> None:
+def _preload(keyring: Keyring, route: str, provider: str | None) -> None:
     try:
         keyring.preload()
-    except ValueError as exc:
-        raise ConfigError(f"auth hmac provider {provider}: {exc}") from None
+    except SecretError:
+        pass  # not loadable here; the request that needs it answers 503
+    except ConfigError as exc:
+        where = f"route {route}: auth hmac" + (f" provider {provider}" if provider else "")
+        raise ConfigError(f"{where}: {exc.message}", exc.location) from None
     except Exception:
         # Secrets are not loaded yet (e.g. validating a config without --strict-secrets);
         # they are loaded on first use instead.
