@@ -68,7 +68,6 @@ def compile_document(doc: Document, registry=None) -> Config:
         matchers=_matchers(matcher_directives, problems),
         secret_ids={version.id for version in secrets},
         registry=registry,
-        pull_prefix=pull_api.prefix,
     )
     compiled = [compile_route(directive, problems, ctx) for directive in route_directives]
     if not route_directives:

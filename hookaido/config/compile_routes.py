@@ -4,7 +4,7 @@ Per-route rules are checked while a route is built; rules that compare routes (d
 shadowing, label pairs, pull paths, backends) run over the finished list.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from hookaido.config import values
 from hookaido.config.ast import Directive, Value
@@ -56,7 +56,6 @@ class RouteContext:
     matchers: dict[str, Matcher]
     secret_ids: set[str]
     registry: object
-    pull_prefix: str = ""
 
 
 @dataclass
@@ -68,7 +67,6 @@ class CompiledRoute:
     queue_backend: tuple[str, Directive] | None = None
     pull_path_at: Value | None = None
     label_at: Directive | None = None
-    notes: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------
