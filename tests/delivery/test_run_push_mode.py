@@ -161,6 +161,15 @@ def test_webhooks_published_messages_and_pull_routes_in_one_process(ports, recei
     assert received["/out"].body == b'{"out":3}'
     assert [item["route"] for item in json.loads(dequeued.data)["items"]] == ["/webhooks/pulled"]
     assert len(node.wait_for("delivery_ok", count=2)) == 2
+    attempts = CLIENT.request(
+        "GET", f"http://127.0.0.1:{ports['admin']}/attempts?route=/out/orders"
+    )
+    [attempt] = json.loads(attempts.data)["items"]
+    assert (attempt["event_id"], attempt["outcome"], attempt["status_code"]) == (
+        "job-1",
+        "acked",
+        200,
+    )
 
 
 def test_sighup_with_a_new_target_drains_and_replaces_the_dispatcher(ports, receiver, node_for):
