@@ -124,7 +124,12 @@ class HTTPDeliverer:
         return headers
 
     def _send(self, destination: Destination, method, body, headers, deadline):
-        """Send to the first approved address that accepts a connection; return the answer."""
+        """Send to the first approved address that accepts a connection; return the answer.
+
+        Only addresses the policy approved are dialled, so the connection is re-checked by
+        construction. Without resolved addresses the policy has no address rule to apply
+        (rebinding protection off, no CIDR rules) and the host name is dialled.
+        """
         error: Exception | None = None
         for address in destination.addresses or (destination.host,):
             remaining = deadline - time.monotonic()
