@@ -217,7 +217,8 @@ def _spec_schema(spec: d.Spec) -> dict:
             },
         }
     if spec.special == d.MATCH:
-        return _table_schema(d.MATCHER)
+        # inline match blocks are repeatable entries: the data is a list of objects
+        return {"type": "array", "items": _table_schema(d.MATCHER)}
     if spec.args == d.PAIRS:
         return _PAIRS
     if spec.args == d.VARIADIC:

@@ -90,6 +90,15 @@ def test_placeholders_are_resolved_from_the_given_environment(write):
     assert 'admin_api.listen not set; using default "127.0.0.1:2019"' in config.warnings
 
 
+def test_a_route_with_an_inline_match_block_loads(write):
+    path = write(SPEC_EXAMPLES["config-route-example"])
+
+    config = load(path)
+
+    assert config.routes[0].matcher.methods == ("POST",)
+    assert config.routes[0].matcher.header_exists == ("X-Order-Id",)
+
+
 def test_the_process_environment_is_used_by_default(write, monkeypatch):
     monkeypatch.setenv("HOOKAIDO_TEST_TARGET", "https://env.example/hook")
     path = write('/a { deliver "{env.HOOKAIDO_TEST_TARGET}" {} }')
