@@ -243,3 +243,43 @@ def test_metrics_are_served_only_at_the_prefix(scrape):
     assert get("/internal/metrics")[0] == 200
     assert get("/metrics")[0] == 404
     assert get("/internal/metrics/extra")[0] == 404
+
+
+@pytest.mark.parametrize("backend_name", ["memory", "sqlite"])
+def test_queue_gauges_from_a_real_backend(backend_name, scrape, tmp_path):
+    from hookaido.plugins import registry
+    from hookaido.queue import Envelope, new_event_id
+
+    settings = BackendSettings(db_path=str(tmp_path / "queue.db"), clock=lambda: NOW)
+    backend = registry().get("backend", backend_name).factory(settings)
+    backend.open()
+    try:
+        backend.enqueue(
+            Envelope(
+                id=new_event_id(),
+                route="/webhooks/github",
+                target="pull",
+                payload=b"{}",
+                received_at=NOW - timedelta(seconds=30),
+                next_run_at=NOW - timedelta(seconds=30),
+            )
+            for _ in range(3)
+        )
+        backend.dequeue("/webhooks/github", "pull", 1, timedelta(seconds=30))
+        get = scrape(Metrics(), backend)
+
+        _, _, text = get()
+    finally:
+        backend.close()
+    values = samples(text)
+
+    assert values[("hookaido_queue_depth", (("state", "queued"),))] == 2
+    assert values[("hookaido_queue_depth", (("state", "leased"),))] == 1
+    assert values[("hookaido_queue_total", ())] == 3
+    assert values[("hookaido_queue_oldest_queued_age_seconds", ())] == 30
+    assert values[("hookaido_queue_ready_lag_seconds", ())] == 30
+    memory_items = ("hookaido_store_memory_items", (("state", "queued"),))
+    if backend_name == "memory":
+        assert values[memory_items] == 2
+    else:
+        assert memory_items not in values

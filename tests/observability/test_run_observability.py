@@ -82,18 +82,17 @@ def test_scrape_health_and_logs_after_known_traffic(hookaido_run, free_ports, fe
     assert diagnostics["queue"]["by_state"]["queued"] == 1
 
     access = json_lines(tmp_path / "access.log", at_least=8)
-    assert [(line["component"], line["status"]) for line in access] == [
-        ("ingress", 202),
-        ("ingress", 202),
-        ("ingress", 202),
-        ("ingress", 404),
-        ("pull_api", 200),
-        ("pull_api", 200),
-        ("admin_api", 200),
-        ("metrics", 200),
+    # Each line is written once its response is sent, so neighbours may swap places.
+    assert sorted((line["component"], line["path"], line["status"]) for line in access) == [
+        ("admin_api", "/healthz", 200),
+        ("ingress", "/nowhere", 404),
+        ("ingress", ROUTE, 202),
+        ("ingress", ROUTE, 202),
+        ("ingress", ROUTE, 202),
+        ("metrics", "/metrics", 200),
+        ("pull_api", "/pull/github/ack", 200),
+        ("pull_api", "/pull/github/dequeue", 200),
     ]
-    assert access[4]["path"] == "/pull/github/dequeue"
-    assert access[6]["path"] == "/healthz"
     assert all(line["msg"] == "http_request" for line in access)
 
     assert run.stop() == 0
@@ -113,3 +112,88 @@ def fetch_json(url: str, document: dict, headers: dict) -> dict:
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200
         return json.loads(response.read())
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_push_delivery_and_publish_counters_after_known_outcomes(
+    hookaido_run, free_ports, fetch, serve
+):
+    received = []
+
+    def receiver(environ, start_response):
+        received.append(environ["PATH_INFO"])
+        status = "200 OK" if environ["PATH_INFO"] == "/ok" else "500 Internal Server Error"
+        start_response(status, [("Content-Length", "0")])
+        return [b""]
+
+    target = serve(receiver)
+    ingress, admin, metrics = free_ports(3)
+    hookaido_run(
+        f"""
+        ingress {{ listen 127.0.0.1:{ingress} }}
+        admin_api {{ listen 127.0.0.1:{admin} }}
+        defaults {{
+          egress {{
+            https_only off
+            dns_rebind_protection off
+            allow 127.0.0.1
+          }}
+        }}
+        observability {{
+          access_log off
+          metrics {{ listen 127.0.0.1:{metrics} }}
+        }}
+        /webhooks/ok {{ deliver "{target}/ok" {{ timeout 5s }} }}
+        outbound /notify {{
+          deliver "{target}/fail" {{
+            retry exponential max 1 base 50ms cap 50ms jitter 0
+          }}
+        }}
+        """
+    ).start(ready_port=metrics)
+    audit = {"X-Hookaido-Audit-Reason": "test", "Content-Type": "application/json"}
+
+    fetch("POST", f"http://127.0.0.1:{ingress}/webhooks/ok", body=b"{}")
+    published = fetch_json(
+        f"http://127.0.0.1:{admin}/messages/publish",
+        {"items": [{"id": "note-1", "route": "/notify"}]},
+        audit,
+    )
+    refused = fetch(
+        "POST",
+        f"http://127.0.0.1:{admin}/messages/publish",
+        body=b'{"items": [{"id": "note-2", "route": "/nope"}]}',
+    )
+
+    def scrape():
+        text = fetch("GET", f"http://127.0.0.1:{metrics}/metrics")[2].decode()
+        values = samples(text)
+        # Queue gauges may lag the counters by up to a second (cached store stats).
+        settled = values[("hookaido_delivery_dead_total", ())] == 1
+        settled = settled and values[("hookaido_queue_depth", (("state", "dead"),))] == 1
+        return values if settled else None
+
+    values = wait_for(scrape)
+
+    assert published["published"] == 1
+    assert refused[0] == 400
+    assert sorted(received) == ["/fail", "/fail", "/ok"]
+    assert values[("hookaido_delivery_attempts_total", ())] == 3
+    assert values[("hookaido_delivery_acked_total", ())] == 1
+    assert values[("hookaido_delivery_retry_total", ())] == 1
+    assert values[("hookaido_delivery_dead_total", ())] == 1
+    dead = "hookaido_delivery_dead_by_reason_total"
+    assert values[(dead, (("reason", "max_retries"),))] == 1
+    assert values[("hookaido_publish_accepted_total", ())] == 1
+    assert values[("hookaido_publish_rejected_total", ())] == 1
+    assert values[("hookaido_queue_depth", (("state", "dead"),))] == 1
+    assert values[("hookaido_queue_depth", (("state", "queued"),))] == 0
