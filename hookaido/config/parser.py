@@ -282,16 +282,15 @@ class _Builder:
             node = node.children[-1]
         return node.end_line or node.line
 
-    def expect_block(self, cursor, owner: str, after):
+    def expect_block(self, cursor, owner: str):
         comments = []
         while _is_comment(cursor.peek()):
             comments.append(cursor.take())
         node = cursor.peek()
         if not _is_block(node):
-            where = after if node is None else node
             raise self.fail(
                 f'{owner} needs a block: expected "{{", found {_closing(cursor, node)}',
-                self.loc(where) if node is not None else cursor.end,
+                self.loc(node) if node is not None else cursor.end,
             )
         return cursor.take(), comments
 
@@ -300,7 +299,7 @@ class _Builder:
             first = seen[name.value]
             raise self.fail(f"duplicate {name.value} block (first at {first})", name)
         seen[name.value] = self.loc(name)
-        block, comments = self.expect_block(cursor, f"{name.value} block", name)
+        block, comments = self.expect_block(cursor, f"{name.value} block")
         directive = Directive(name.value, [], [], self.loc(name))
         self.attach_inner(directive, comments)
         spec = d.GLOBAL_BLOCKS[name.value]
@@ -317,7 +316,7 @@ class _Builder:
         if name in seen:
             raise self.fail(f"duplicate named matcher @{name} (first at {seen[name]})", token)
         seen[name] = self.loc(token)
-        block, comments = self.expect_block(cursor, f"named matcher @{name}", token)
+        block, comments = self.expect_block(cursor, f"named matcher @{name}")
         location = self.loc(token)
         directive = Directive(
             "matcher",
@@ -375,7 +374,7 @@ class _Builder:
 
     def route(self, path: Token, cursor, channel: str | None) -> Directive:
         path_value = self.value(path)
-        block, comments = self.expect_block(cursor, f"route {path.value}", path)
+        block, comments = self.expect_block(cursor, f"route {path.value}")
         directive = Directive("route", [path_value], [], self.loc(path), channel=channel)
         self.attach_inner(directive, comments)
         directive.block = self.block(directive, block, d.ROUTE, f"route {path_value.text}")
@@ -392,7 +391,10 @@ class _Builder:
 
     # -- blocks --------------------------------------------------------------------------
 
-    def block(self, owner: Directive, block: Tree, table, context: str) -> list[Directive]:
+    def statements(self, owner: Directive, block: Tree, read_one) -> list[Directive]:
+        """The directives of ``block``, each read by ``read_one(cursor, seen)``, with the
+        comments around them attached: own-line comments to the next directive (or to the
+        closing brace), same-line comments to the directive they follow."""
         cursor = _Nodes(_inner(block), self.block_end(block))
         opening_line = block.children[0].line
         children: list[Directive] = []
@@ -409,6 +411,16 @@ class _Builder:
                 else:
                     pending.append(_comment(node))
                 continue
+            directive = read_one(cursor, seen)
+            directive.comments = pending + directive.comments
+            pending = []
+            children.append(directive)
+            last_line = self._end_line(cursor)
+        owner.closing_comments = pending
+        return children
+
+    def block(self, owner: Directive, block: Tree, table, context: str) -> list[Directive]:
+        def read_one(cursor, seen):
             directive, key, repeatable = self.directive(cursor, table, context)
             if not repeatable:
                 if key in seen:
@@ -417,31 +429,12 @@ class _Builder:
                         directive.location,
                     )
                 seen[key] = directive.location
-            directive.comments = pending + directive.comments
-            pending = []
-            children.append(directive)
-            last_line = self._end_line(cursor)
-        if pending:
-            owner.closing_comments = pending
-        return children
+            return directive
+
+        return self.statements(owner, block, read_one)
 
     def vars_block(self, owner: Directive, block: Tree) -> list[Directive]:
-        cursor = _Nodes(_inner(block), self.block_end(block))
-        opening_line = block.children[0].line
-        children: list[Directive] = []
-        seen: dict[str, Location] = {}
-        pending: list[str] = []
-        last_line = None
-        while (node := cursor.peek()) is not None:
-            if _is_comment(node):
-                cursor.take()
-                if children and node.line == last_line:
-                    _add_trailing(children[-1], node.value)
-                elif not children and not pending and node.line == opening_line:
-                    _add_trailing(owner, node.value)
-                else:
-                    pending.append(_comment(node))
-                continue
+        def read_one(cursor, seen):
             name = cursor.take()
             if not (isinstance(name, Token) and name.type == "WORD"):
                 raise self.fail(f"expected a variable name in vars, found {_describe(name)}", name)
@@ -459,31 +452,17 @@ class _Builder:
             seen[name.value] = self.loc(name)
             directive = Directive(name.value, [], None, self.loc(name))
             inner: list[Token] = []
-            directive.args = self.values(cursor, 1, f"variable {name.value}", name, inner)
+            directive.args = self.values(cursor, 1, f"variable {name.value}", inner)
             self.attach_inner(directive, inner)
-            directive.comments = pending + directive.comments
-            pending = []
-            children.append(directive)
-            last_line = self._end_line(cursor)
-        if pending:
-            owner.closing_comments = pending
-        return children
+            return directive
+
+        return self.statements(owner, block, read_one)
 
     def free_block(self, owner: Directive, block: Tree, context: str) -> list[Directive]:
         """A block of a plugin that registered no schema: each directive takes one value
         or opens a nested block."""
-        cursor = _Nodes(_inner(block), self.block_end(block))
-        children: list[Directive] = []
-        pending: list[str] = []
-        last_line = None
-        while (node := cursor.peek()) is not None:
-            if _is_comment(node):
-                cursor.take()
-                if children and node.line == last_line:
-                    _add_trailing(children[-1], node.value)
-                else:
-                    pending.append(_comment(node))
-                continue
+
+        def read_one(cursor, _seen):
             name = cursor.take()
             if not (isinstance(name, Token) and name.type == "WORD"):
                 raise self.fail(
@@ -494,14 +473,10 @@ class _Builder:
                 nested = cursor.take()
                 directive.block = self.free_block(directive, nested, f"{name.value} block")
             else:
-                directive.args = self.values(cursor, 1, name.value, name, [])
-            directive.comments = pending
-            pending = []
-            children.append(directive)
-            last_line = self._end_line(cursor)
-        if pending:
-            owner.closing_comments = pending
-        return children
+                directive.args = self.values(cursor, 1, name.value, [])
+            return directive
+
+        return self.statements(owner, block, read_one)
 
     # -- directives ----------------------------------------------------------------------
 
@@ -525,40 +500,37 @@ class _Builder:
         keywords = {key for key in table}
         key, repeatable = name.value, spec.repeatable
         if spec.special == d.AUTH:
-            key = self.route_auth(directive, cursor, name, keywords, inner)
+            key = self.route_auth(directive, cursor, keywords, inner)
         elif spec.special == d.TOKEN_AUTH:
-            self.token_auth(directive, cursor, name, inner)
+            self.token_auth(directive, cursor, inner)
         elif spec.special == d.SIGN:
-            key, repeatable = self.sign(directive, cursor, name, keywords, inner)
+            key, repeatable = self.sign(directive, cursor, keywords, inner)
         elif spec.special == d.DELIVER:
-            self.deliver(directive, cursor, name, inner)
+            self.deliver(directive, cursor, inner)
         elif spec.special == d.MATCH:
-            key, repeatable = self.match(directive, cursor, name, keywords, inner)
+            key, repeatable = self.match(directive, cursor, inner)
         else:
-            self.generic(directive, spec, cursor, name, keywords, inner, context)
+            self.generic(directive, spec, cursor, keywords, inner)
         self.attach_inner(directive, inner)
         return directive, key, repeatable
 
-    def generic(self, directive, spec: d.Spec, cursor, name, keywords, inner, context):
-        label = name.value
+    def generic(self, directive, spec: d.Spec, cursor, keywords, inner):
+        label = directive.name
         if spec.either:
             if _is_block(cursor.peek(skip_comments=True)):
                 self.take_block(directive, cursor, spec.block, inner, f"{label} block")
                 return
-            directive.args = self.values(cursor, spec.args, label, name, inner, keywords)
+            directive.args = self.values(cursor, spec.args, label, inner, keywords)
             return
         if spec.args:
-            directive.args = self.values(cursor, spec.args, label, name, inner, keywords)
+            directive.args = self.values(cursor, spec.args, label, inner, keywords)
         if spec.block is not None:
             if spec.block_required:
-                block, comments = self.expect_block(cursor, label, self._last_token(cursor))
+                block, comments = self.expect_block(cursor, label)
                 inner.extend(comments)
                 directive.block = self.block(directive, block, spec.block, f"{label} block")
             elif _is_block(cursor.peek(skip_comments=True)):
                 self.take_block(directive, cursor, spec.block, inner, f"{label} block")
-
-    def _last_token(self, cursor):
-        return cursor.nodes[cursor.index - 1]
 
     def take_block(self, directive, cursor, table, inner, context):
         while _is_comment(cursor.peek()):
@@ -569,7 +541,7 @@ class _Builder:
         else:
             directive.block = self.block(directive, block, table, context)
 
-    def values(self, cursor, count: int, label: str, name, inner, keywords=()) -> list[Value]:
+    def values(self, cursor, count: int, label: str, inner, keywords=()) -> list[Value]:
         """Take ``count`` values (or every value up to the next directive when variadic)."""
         if count in (d.VARIADIC, d.PAIRS):
             taken = []
@@ -591,7 +563,6 @@ class _Builder:
                 )
             return taken
         taken = []
-        previous = self._last_token(cursor)
         while len(taken) < count:
             while _is_comment(cursor.peek()):
                 inner.append(cursor.take())
@@ -602,19 +573,18 @@ class _Builder:
                     f"{label} expects {count} {plural}, found {_closing(cursor, node)}",
                     self.loc(node) if node is not None else cursor.end,
                 )
-            previous = cursor.take()
-            taken.append(self.value(previous))
+            taken.append(self.value(cursor.take()))
         return taken
 
-    def route_auth(self, directive, cursor, name, keywords, inner) -> str:
-        kind = self.values(cursor, 1, "auth", name, inner)[0]
+    def route_auth(self, directive, cursor, keywords, inner) -> str:
+        kind = self.values(cursor, 1, "auth", inner)[0]
         directive.args = [kind]
         if kind.text == "basic":
-            directive.args += self.values(cursor, 2, "auth basic", name, inner)
+            directive.args += self.values(cursor, 2, "auth basic", inner)
         elif kind.text == "hmac":
-            self.hmac_auth(directive, cursor, name, keywords, inner)
+            self.hmac_auth(directive, cursor, keywords, inner)
         elif kind.text == "forward":
-            directive.args += self.values(cursor, 1, "auth forward", name, inner)
+            directive.args += self.values(cursor, 1, "auth forward", inner)
             if _is_block(cursor.peek(skip_comments=True)):
                 self.take_block(directive, cursor, d.FORWARD_AUTH, inner, "auth forward block")
         else:
@@ -625,16 +595,14 @@ class _Builder:
                     f'unknown auth type "{kind.text}"; installed: {", ".join(installed)}',
                     kind.location,
                 )
-            self.plugin_directive(
-                directive, plugin, cursor, name, keywords, inner, f"auth {kind.text}"
-            )
+            self.plugin_directive(directive, plugin, cursor, keywords, inner, f"auth {kind.text}")
         return f"auth {kind.text}"
 
-    def hmac_auth(self, directive, cursor, name, keywords, inner) -> None:
+    def hmac_auth(self, directive, cursor, keywords, inner) -> None:
         node = cursor.peek(skip_comments=True)
         if not _is_block(node):
             if isinstance(node, Token) and node.type == "WORD" and node.value == "secret_ref":
-                directive.args += self.values(cursor, 2, "auth hmac secret_ref", name, inner)
+                directive.args += self.values(cursor, 2, "auth hmac secret_ref", inner)
             else:
                 if isinstance(node, Token) and node.type == "WORD" and node.value in keywords:
                     raise self.fail(
@@ -642,18 +610,18 @@ class _Builder:
                         f"{_describe(node)}",
                         node,
                     )
-                directive.args += self.values(cursor, 1, "auth hmac", name, inner)
+                directive.args += self.values(cursor, 1, "auth hmac", inner)
         if _is_block(cursor.peek(skip_comments=True)):
             self.take_block(directive, cursor, d.HMAC_AUTH, inner, "auth hmac block")
 
-    def plugin_directive(self, directive, plugin, cursor, name, keywords, inner, label):
+    def plugin_directive(self, directive, plugin, cursor, keywords, inner, label):
         if plugin.args == d.VARIADIC:
             while _is_value(cursor.peek()) and not (
                 cursor.peek().type == "WORD" and cursor.peek().value in keywords
             ):
                 directive.args.append(self.value(cursor.take()))
         elif plugin.args:
-            directive.args += self.values(cursor, plugin.args, label, name, inner)
+            directive.args += self.values(cursor, plugin.args, label, inner)
         if _is_block(cursor.peek(skip_comments=True)):
             if not plugin.known:
                 self.take_block(directive, cursor, _FREE, inner, f"{label} block")
@@ -662,17 +630,17 @@ class _Builder:
             else:
                 self.take_block(directive, cursor, plugin.block, inner, f"{label} block")
 
-    def token_auth(self, directive, cursor, name, inner) -> None:
-        kind = self.values(cursor, 1, "auth", name, inner)[0]
+    def token_auth(self, directive, cursor, inner) -> None:
+        kind = self.values(cursor, 1, "auth", inner)[0]
         if kind.text != "token":
             raise self.fail(
                 f'unknown auth type "{kind.text}" here; expected "auth token <secret ref>"',
                 kind.location,
             )
-        directive.args = [kind] + self.values(cursor, 1, "auth token", name, inner)
+        directive.args = [kind] + self.values(cursor, 1, "auth token", inner)
 
-    def sign(self, directive, cursor, name, keywords, inner):
-        kind = self.values(cursor, 1, "sign", name, inner)[0]
+    def sign(self, directive, cursor, keywords, inner):
+        kind = self.values(cursor, 1, "sign", inner)[0]
         directive.args = [kind]
         if kind.text == "hmac":
             node = cursor.peek(skip_comments=True)
@@ -681,13 +649,13 @@ class _Builder:
                     inner.append(cursor.take())
                 directive.args.append(self.value(cursor.take()))
                 directive.args += self.values(
-                    cursor, d.VARIADIC, "sign hmac secret_ref", name, inner, keywords
+                    cursor, d.VARIADIC, "sign hmac secret_ref", inner, keywords
                 )
             else:
-                directive.args += self.values(cursor, 1, "sign hmac", name, inner)
+                directive.args += self.values(cursor, 1, "sign hmac", inner)
             return "sign hmac", True
         if kind.text in d.SIGN_ONE_VALUE:
-            directive.args += self.values(cursor, 1, f"sign {kind.text}", name, inner)
+            directive.args += self.values(cursor, 1, f"sign {kind.text}", inner)
             return f"sign {kind.text}", False
         plugin = self.plugin_tables().signers.get(kind.text)
         if plugin is None:
@@ -696,15 +664,15 @@ class _Builder:
                 f'unknown sign directive "{kind.text}"; expected one of: {", ".join(installed)}',
                 kind.location,
             )
-        self.plugin_directive(directive, plugin, cursor, name, keywords, inner, f"sign {kind.text}")
+        self.plugin_directive(directive, plugin, cursor, keywords, inner, f"sign {kind.text}")
         return f"sign {kind.text}", True
 
-    def deliver(self, directive, cursor, name, inner) -> None:
-        first = self.values(cursor, 1, "deliver", name, inner)[0]
+    def deliver(self, directive, cursor, inner) -> None:
+        first = self.values(cursor, 1, "deliver", inner)[0]
         directive.args = [first]
         table = d.DELIVER_BLOCK
         if first.text == "exec" and not first.quoted:
-            directive.args += self.values(cursor, 1, "deliver exec", name, inner)
+            directive.args += self.values(cursor, 1, "deliver exec", inner)
         elif _could_be_keyword(first):
             plugin = self.plugin_tables().deliverers.get(first.text)
             if plugin is not None:
@@ -713,19 +681,17 @@ class _Builder:
                     while _is_value(cursor.peek()):
                         directive.args.append(self.value(cursor.take()))
                 elif count:
-                    directive.args += self.values(
-                        cursor, count, f"deliver {first.text}", name, inner
-                    )
+                    directive.args += self.values(cursor, count, f"deliver {first.text}", inner)
                 table = _FREE if not plugin.known else (plugin.block or {})
         label = f"deliver {first.text}" if not first.quoted else f'deliver "{first.text}"'
-        block, comments = self.expect_block(cursor, label, self._last_token(cursor))
+        block, comments = self.expect_block(cursor, label)
         inner.extend(comments)
         if table is _FREE:
             directive.block = self.free_block(directive, block, f"{label} block")
         else:
             directive.block = self.block(directive, block, table, "deliver block")
 
-    def match(self, directive, cursor, name, keywords, inner):
+    def match(self, directive, cursor, inner):
         if _is_block(cursor.peek(skip_comments=True)):
             self.take_block(directive, cursor, d.MATCHER, inner, "match block")
             return "match {}", False
@@ -749,7 +715,7 @@ class _Builder:
 
 
 def _closing(cursor, node) -> str:
-    return '"}"' if node is None else _describe(node)
+    return cursor.closing if node is None else _describe(node)
 
 
 def _is_route_path(node) -> bool:

@@ -4,10 +4,12 @@ import pytest
 
 from hookaido.config.parser import parse_file, parse_text
 from hookaido.errors import ConfigError
+from hookaido.plugins import Registry
 
 
 def parse(text):
-    return parse_text(text, "Hookaidofile")
+    """Parse with the core directives only, whatever plugins happen to be installed."""
+    return parse_text(text, "Hookaidofile", registry=Registry())
 
 
 def error_of(text) -> str:
@@ -250,6 +252,12 @@ def test_parse_file_reports_invalid_utf8_with_its_place(tmp_path):
     assert caught.value.problems == [
         f"{path}:2:10: invalid UTF-8 (byte 0xff); the file must be UTF-8 encoded"
     ]
+
+
+def test_a_channel_keyword_at_the_end_of_the_file_says_so():
+    assert error_of("inbound") == (
+        'Hookaidofile:1:8: inbound expects a route path or "{", found end of file'
+    )
 
 
 def test_parse_file_reports_an_unreadable_file(tmp_path):
