@@ -1,4 +1,5 @@
-"""The push dispatcher end to end: memory backend, real receivers on loopback, real scripts."""
+"""The push dispatcher end to end on both backends (SQLite in tmp_path), real receivers on
+loopback and real scripts."""
 
 import hashlib
 import hmac
@@ -52,9 +53,10 @@ def generation(*routes, egress=LOOPBACK, number=1) -> Generation:
     return Generation(config, number=number)
 
 
-@pytest.fixture
-def backend():
-    store = plugins.registry().get("backend", "memory").factory(BackendSettings())
+@pytest.fixture(params=["memory", "sqlite"])
+def backend(request, tmp_path):
+    settings = BackendSettings(db_path=str(tmp_path / "hookaido.db"))
+    store = plugins.registry().get("backend", request.param).factory(settings)
     store.open()
     yield store
     store.close()
