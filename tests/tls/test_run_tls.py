@@ -132,3 +132,44 @@ def test_a_missing_certificate_file_stops_start_up_naming_the_file(
     assert code == 1
     assert "server.pem" in run.stderr()
     assert "cannot read" in run.stderr()
+
+
+def test_ingress_and_pull_api_share_a_verify_if_given_listener(
+    hookaido_run, free_ports, certs, client, tmp_path
+):
+    shared, admin = free_ports(2)
+    copy_certificates(certs, tmp_path)
+    tls = """tls {
+        cert_file server.pem
+        key_file server.key
+        client_ca client-ca.pem
+        client_auth verify_if_given
+      }"""
+    hookaido_run(
+        f"""
+        ingress {{
+          listen 127.0.0.1:{shared}
+          {tls}
+        }}
+        pull_api {{
+          listen 127.0.0.1:{shared}
+          prefix /pull
+          auth token raw:{TOKEN}
+          {tls}
+        }}
+        admin_api {{ listen 127.0.0.1:{admin} }}
+        /webhooks/github {{ pull {{ path /github }} }}
+        """
+    ).start().wait_listening(shared)
+    worker = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    provider_status, _ = client.request(shared, "POST", "/webhooks/github", b'{"zen":"hi"}')
+    worker_status, body = client.request(
+        shared, "POST", "/pull/github/dequeue", b"{}", worker, client_cert=certs.good_client
+    )
+    with pytest.raises(HANDSHAKE_REFUSED):
+        client.request(shared, "POST", "/webhooks/github", b"{}", client_cert=certs.foreign_client)
+
+    assert provider_status == 202
+    assert worker_status == 200
+    assert len(json.loads(body)["items"]) == 1
