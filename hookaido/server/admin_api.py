@@ -23,7 +23,13 @@ from hookaido.server.admin_common import (
     query_time,
 )
 from hookaido.server.envelope_json import attempt_item, message_item, render_time
-from hookaido.server.jsonbody import APIError, answer_error, answer_json, clean_path
+from hookaido.server.jsonbody import (
+    APIError,
+    answer_error,
+    answer_json,
+    clean_path,
+    http_error_as_api_error,
+)
 from hookaido.server.tokens import bearer_token, load_allowlist, token_allowed
 
 OUTCOMES = ("acked", "retry", "dead")
@@ -356,7 +362,7 @@ def _answer_unexpected(req, resp, error, params) -> None:
         answer_error(resp, error)
         return
     if isinstance(error, falcon.HTTPError):
-        answer_error(resp, APIError(error.status_code, "invalid_request", str(error.title)))
+        answer_error(resp, http_error_as_api_error(error))
         return
     event("admin_api_internal_error", level="error", error=type(error).__name__)
     answer_error(resp, APIError(500, "internal_error", "unexpected server error"))

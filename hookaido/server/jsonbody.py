@@ -33,6 +33,18 @@ def invalid_body(detail: str, **extra: Any) -> APIError:
     return APIError(400, "invalid_body", detail, **extra)
 
 
+HTTP_ERROR_CODES = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+
+
+def http_error_as_api_error(error: falcon.HTTPError) -> APIError:
+    """A falcon-raised error (bad header, unreadable request) in this API's error shape."""
+    status = error.status_code
+    if status == 413:
+        return invalid_body("the request body is too large")
+    code = HTTP_ERROR_CODES.get(status, "internal_error" if status >= 500 else "invalid_body")
+    return APIError(status, code, str(error.title or error.status))
+
+
 def answer_error(resp: falcon.Response, error: APIError) -> None:
     resp.status = error.status
     resp.content_type = "application/json"

@@ -25,6 +25,7 @@ from hookaido.server.jsonbody import (
     get_int,
     get_str,
     get_str_list,
+    http_error_as_api_error,
     invalid_body,
     parse_api_duration,
     read_object,
@@ -241,6 +242,8 @@ class PullAPI:
             return operation()
         except QueueError:
             raise APIError(500, "internal_error", "the queue store failed") from None
+        except OverflowError:
+            raise invalid_body("the delay reaches past the representable time range") from None
 
     def _count_settlement(self, route: str, lease_ids, result, kind: str) -> None:
         conflicted = {lease_id for lease_id, _ in result.conflicts}
@@ -289,6 +292,8 @@ class PullAPI:
                 ) from None
             except QueueError:
                 raise APIError(500, "internal_error", "the queue store failed") from None
+            except OverflowError:
+                raise invalid_body("the new deadline is past the representable range") from None
             if self.leases is not None:
                 self.leases.extended(lease_id, by)
 
@@ -497,7 +502,7 @@ def _answer_unexpected(req, resp, error, params) -> None:
         answer_error(resp, error)
         return
     if isinstance(error, falcon.HTTPError):
-        answer_error(resp, APIError(error.status_code, "invalid_request", str(error.title)))
+        answer_error(resp, http_error_as_api_error(error))
         return
     event("pull_api_internal_error", level="error", error=type(error).__name__)
     answer_error(resp, APIError(500, "internal_error", "unexpected server error"))
