@@ -1,12 +1,13 @@
 """Push delivery throughput: one route with concurrency 20 against the same local receiver
 driven directly by a urllib3 pool with 20 threads. Run by hand; finishes within two minutes.
 
-    .venv/bin/python bench/deliver_bench.py [--messages 5000] [--seconds 5]
+    .venv/bin/python bench/deliver_bench.py [--messages 5000] [--seconds 5] [--backend sqlite]
 """
 
 import argparse
 import http.server
 import multiprocessing
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -80,10 +81,9 @@ def direct_rate(url: str, seconds: float) -> float:
     return sum(counts) / (time.monotonic() - started)
 
 
-def dispatcher_rate(url: str, messages: int) -> float:
-    backend = (
-        plugins.registry().get("backend", "memory").factory(BackendSettings(max_depth=messages + 1))
-    )
+def dispatcher_rate(url: str, messages: int, backend_name: str, workdir: str) -> float:
+    settings = BackendSettings(db_path=f"{workdir}/bench.db", max_depth=messages + 1)
+    backend = plugins.registry().get("backend", backend_name).factory(settings)
     backend.open()
     target = DeliverTarget(
         target=url, kind="http", retry=RetryPolicy(), timeout=timedelta(seconds=10)
@@ -115,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--backend", choices=("memory", "sqlite"), default="memory")
     args = parser.parse_args()
     log.configure(level="warn")  # one delivery_ok line per message would measure the log sink
 
@@ -123,12 +124,16 @@ def main() -> None:
     try:
         direct_rate(url, 1.0)  # warm-up
         direct = direct_rate(url, args.seconds)
-        pushed = dispatcher_rate(url, args.messages)
+        with tempfile.TemporaryDirectory() as workdir:
+            pushed = dispatcher_rate(url, args.messages, args.backend, workdir)
     finally:
         receiver.terminate()
         receiver.join(5)
     print(f"direct urllib3 pool, {CONCURRENCY} threads: {direct:8.0f} requests/s")
-    print(f"hookaido dispatcher, concurrency {CONCURRENCY}: {pushed:8.0f} deliveries/s")
+    print(
+        f"hookaido dispatcher, concurrency {CONCURRENCY}, {args.backend}: "
+        f"{pushed:8.0f} deliveries/s"
+    )
     print(f"ratio: {pushed / direct:.0%} of the direct rate")
 
 
