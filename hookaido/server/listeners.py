@@ -138,6 +138,8 @@ class Listener:
                 max_request_body_size=MAX_REQUEST_BODY,
                 clear_untrusted_proxy_headers=False,
                 expose_tracebacks=False,
+                # lets a long-poll notice a client that hung up (waitress.client_disconnected)
+                channel_request_lookahead=1,
             )
         except OSError as exc:
             raise ListenError(f"listen {self.listen!r}: {exc.strerror or exc}") from exc
