@@ -18,11 +18,10 @@ from hookaido.delivery import DeliveryContext, Outcome, error_text
 from hookaido.errors import ConfigError
 from hookaido.observability.log import event
 from hookaido.observability.metrics import DEAD_REASONS
-from hookaido.queue import Attempt, Envelope, new_attempt_id
+from hookaido.queue import Attempt, Envelope, MessageFilter, new_attempt_id
 from hookaido.runtime import Generation, Runtime
 
 IDLE_WAIT_SECONDS = 2.0
-MISSING_TARGET_DELAY = timedelta(seconds=1)
 RETRY_AFTER_CAP = timedelta(hours=1)
 STORE_ERROR_PAUSE = 1.0
 
@@ -215,6 +214,7 @@ class _Fleet:
 
     def start(self) -> None:
         for work in self.work:
+            self._report_orphans(work)
             for index in range(work.route.deliver_concurrency):
                 thread = threading.Thread(
                     target=self._run_worker,
@@ -227,6 +227,27 @@ class _Fleet:
             self._running = len(self.threads)
         for thread in self.threads:
             thread.start()
+
+    def _report_orphans(self, work: _RouteWork) -> None:
+        """Warn about queued messages of this route whose target is no longer configured.
+
+        Workers lease by target, so such messages are never picked up: they stay queued
+        (and visible in the backlog) until the target returns or an operator cancels them.
+        """
+        # Limitation: only the newest 100 queued messages of the route are looked at.
+        selector = MessageFilter(route=work.route.path, states=("queued",), limit=100)
+        try:
+            queued = self.backend.list_messages(selector)
+        except Exception as exc:
+            event(
+                "dispatcher_dequeue_failed",
+                "warn",
+                route=work.route.path,
+                error=error_text(str(exc)),
+            )
+            return
+        for target in sorted({envelope.target for envelope in queued} - set(work.targets)):
+            event("dispatcher_target_config_missing", "warn", route=work.route.path, target=target)
 
     def stop(self, timeout: float) -> bool:
         """Stop leasing, wait up to ``timeout`` for workers; True when all finished."""
@@ -307,21 +328,7 @@ class _Fleet:
     # -- one attempt ------------------------------------------------------------------------
 
     def _deliver_one(self, work: _RouteWork, envelope: Envelope) -> None:
-        route = work.route.path
-        deliverer = work.deliverers.get(envelope.target)
-        if deliverer is None:
-            event(
-                "dispatcher_target_config_missing",
-                "warn",
-                route=route,
-                target=envelope.target,
-                event_id=envelope.id,
-            )
-            self._settle(
-                "nack", work, [envelope], "dispatcher_nack_failed", delay=MISSING_TARGET_DELAY
-            )
-            return
-
+        deliverer = work.deliverers[envelope.target]
         try:
             outcome = deliverer.deliver(envelope)
         except Exception as exc:  # a deliverer bug must cost a retry, never the message

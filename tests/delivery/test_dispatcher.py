@@ -371,3 +371,19 @@ def test_a_drain_over_budget_is_logged_and_the_replacement_starts_anyway(
     assert settled(backend, slow_id) is None  # the old worker still finished and acked it
     names = [name for name, _ in events if name.startswith("dispatcher_")]
     assert names == ["dispatcher_drain_incomplete", "dispatcher_reloaded"]
+
+
+def test_messages_for_a_target_no_longer_configured_are_reported_and_left_queued(
+    backend, running, receiver, events
+):
+    gone = receiver.url("/removed")
+    orphan_id = enqueue(backend, "/hooks/in", gone)
+
+    running(generation(push_route(http_target(receiver.url("/kept")))))
+    time.sleep(0.3)
+
+    assert logged(events, "dispatcher_target_config_missing") == [
+        {"route": "/hooks/in", "target": gone}
+    ]
+    assert backend.get(orphan_id).state == "queued"
+    assert receiver.requests == []
