@@ -7,6 +7,7 @@ Validation runs the whole pipeline (parse, placeholders, schema lint, compile, a
 import difflib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -67,8 +68,10 @@ def validate_file(path: str, strict_secrets: bool = False, environ=None):
         registry = _registry()
         document = parse_file(path, registry=registry)
         document, warnings = resolve_document(document, environ)
-        errors.extend(lint(document, registry))
-        config = _compile(document, registry, errors)
+        schema_errors = lint(document, registry)
+        compile_errors: list[str] = []
+        config = _compile(document, registry, compile_errors)
+        errors.extend(_not_repeated(schema_errors, compile_errors) + compile_errors)
         if config is not None:
             warnings = list(warnings) + list(config.warnings)
         if config is not None and strict_secrets and not errors:
@@ -88,6 +91,28 @@ def _compile(document, registry, errors: list[str]):
     except ConfigError as exc:
         errors.extend(exc.problems)
         return None
+
+
+_PLACE = re.compile(r"^(.*?:\d+):\d+: ")
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+def _not_repeated(schema_errors: list[str], compile_errors: list[str]) -> list[str]:
+    """Schema errors that say something the compiler did not already say: one that names
+    the same quoted value on the same line is the same mistake told twice."""
+    said = set()
+    for message in compile_errors:
+        place = _PLACE.match(message)
+        if place:
+            said.update((place.group(1), value) for value in _QUOTED.findall(message))
+    kept = []
+    for message in schema_errors:
+        place = _PLACE.match(message)
+        values = _QUOTED.findall(message) if place else []
+        if place and any((place.group(1), value) in said for value in values):
+            continue
+        kept.append(message)
+    return kept
 
 
 def _load_secrets(config, environ, errors: list[str]) -> None:

@@ -93,7 +93,10 @@ def _plugin_tables(registry) -> d.PluginTables:
         return d.PluginTables()
 
 
-def _block(children: list[Directive], table, path: tuple, places: _Places, tables) -> dict:
+def _block(
+    children: list[Directive], table, path: tuple, places: _Places, tables, within: str = ""
+) -> dict:
+    """A block as data; ``within`` names the enclosing directive for messages."""
     data: dict = {}
     for child in children:
         spec = table.get(child.name) if isinstance(table, dict) else None
@@ -102,7 +105,7 @@ def _block(children: list[Directive], table, path: tuple, places: _Places, table
         key = child.name
         if spec is not None and spec.special == d.MATCH and child.block is None:
             key = "match_refs"
-        label = child.name
+        label = f"{within} {child.name}".strip()
         if spec is not None and spec.special in (d.AUTH, d.TOKEN_AUTH, d.SIGN, d.DELIVER):
             entries = data.setdefault(key, [])
             entry_path = path + (key, len(entries))
@@ -112,11 +115,11 @@ def _block(children: list[Directive], table, path: tuple, places: _Places, table
             continue
         entry_path = path + (key,)
         places.add(entry_path, child.location, label)
-        entry = _entry(child, spec, entry_path, places, tables)
+        entry = _entry(child, spec, entry_path, places, tables, label)
         if spec is not None and spec.args in (d.VARIADIC, d.PAIRS) or key == "match_refs":
             data[key] = data.get(key, []) + entry
         elif spec is not None and spec.repeatable:
-            places.add(entry_path + (len(data.get(key, [])),), child.location, child.name)
+            places.add(entry_path + (len(data.get(key, [])),), child.location, label)
             data.setdefault(key, []).append(entry)
         elif spec is None and key in data:
             previous = data[key]
@@ -126,12 +129,13 @@ def _block(children: list[Directive], table, path: tuple, places: _Places, table
     return data
 
 
-def _entry(child: Directive, spec, path: tuple, places: _Places, tables):
+def _entry(child: Directive, spec, path: tuple, places: _Places, tables, label: str):
     texts = [value.text for value in child.args]
     for index, value in enumerate(child.args):
-        places.add(path + (index,), value.location, child.name)
+        places.add(path + (index,), value.location, label)
     if child.block is not None:
-        inner = _block(child.block, spec.block if spec else None, path, places, tables)
+        table = spec.block if spec else None
+        inner = _block(child.block, table, path, places, tables, label)
         return {"args": texts, **inner} if texts and not (spec and spec.either) else inner
     if spec is None or spec.special == d.MATCH or spec.args == d.VARIADIC:
         return texts[0] if spec is None and len(texts) == 1 else texts
@@ -151,7 +155,7 @@ def _typed_entry(child: Directive, spec, path: tuple, places: _Places, tables) -
         plugin = tables.deliverers.get(texts[0]) if texts else None
         if texts and texts[0] != "exec" and plugin is not None:
             table = plugin.block if plugin.known else None
-        options = _block(child.block or [], table, options_path, places, tables)
+        options = _block(child.block or [], table, options_path, places, tables, "deliver")
         return {"target": texts[0] if texts else "", "args": texts[1:], "options": options}
     kind = texts[0] if texts else ""
     table: dict | None = {}
@@ -165,7 +169,8 @@ def _typed_entry(child: Directive, spec, path: tuple, places: _Places, tables) -
         if plugin is not None and kind != "hmac":
             table = plugin.block if plugin.known else None
     options = {"args": texts[1:]} if len(texts) > 1 else {}
-    options.update(_block(child.block or [], table or {}, options_path, places, tables))
+    within = f"{child.name} {kind}"
+    options.update(_block(child.block or [], table or {}, options_path, places, tables, within))
     for index, value in enumerate(child.args[1:]):
         places.add(options_path + ("args", index), value.location, f"{child.name} {kind}")
     return {"type": kind, "options": options}

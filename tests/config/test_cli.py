@@ -193,3 +193,18 @@ def test_the_console_command_validates_in_a_real_process(workdir):
     assert result.returncode == 1
     assert result.stdout == ""
     assert 'Hookaidofile:4:1: duplicate route path "/webhooks/a"' in result.stderr
+
+
+def test_a_mistake_found_by_both_schema_and_compiler_is_reported_once(workdir, capsys):
+    (workdir / "Hookaidofile").write_text(
+        "ingress { listen 127.0.0.1:18080 }\nadmin_api { listen 127.0.0.1:12019 }\n"
+        '/a {\n  auth hmac env:X { provider gitlab }\n  deliver "https://a.example" {}\n}\n'
+    )
+
+    code, _, err = run(capsys, "config", "validate")
+
+    errors = json.loads(err)["errors"]
+    assert code == 1
+    assert len(errors) == 1
+    assert errors[0].startswith("Hookaidofile:4:")
+    assert '"gitlab"' in errors[0]

@@ -236,8 +236,8 @@ def test_plugin_option_values_are_checked_against_their_declared_types():
     )
 
     assert lint(doc, apikey_registry()) == [
-        'Hookaidofile:2:3: max_age: expected an integer, found "soon"',
-        'Hookaidofile:2:16: strict: expected a boolean, found "maybe"',
+        'Hookaidofile:2:3: auth apikey max_age: expected an integer, found "soon"',
+        'Hookaidofile:2:16: auth apikey strict: expected a boolean, found "maybe"',
     ]
 
 
@@ -249,7 +249,7 @@ def test_fragments_of_installed_plugins_are_enforced(monkeypatch):
     problems = lint(doc, registry())
 
     assert len(problems) == 1
-    assert problems[0].startswith('Hookaidofile:2:20: provider: "gitlab" is not allowed')
+    assert problems[0].startswith('Hookaidofile:2:20: auth hmac provider: "gitlab" is not allowed')
 
 
 def test_merged_schema_contains_each_fragment():
