@@ -14,9 +14,11 @@ import falcon
 from hookaido.auth import AuthContext, InboundRequest, Verdict
 from hookaido.config.model import Config, Route
 from hookaido.errors import ConfigError
+from hookaido.observability import log
 from hookaido.observability.log import event
 from hookaido.queue import Envelope, MemoryPressure, QueueFull, new_event_id
 from hookaido.server.backpressure import Backpressure
+from hookaido.server.group_commit import GroupCommitter
 from hookaido.server.matching import RequestFacts, RouteTable
 from hookaido.server.ratelimit import RateLimiters, retry_after_seconds
 
@@ -100,6 +102,7 @@ class IngressResource:
     def __init__(self, runtime):
         self.runtime = runtime
         self.backpressure = Backpressure(runtime.backend)
+        self.committer = GroupCommitter(runtime.backend)
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):
         generation = self.runtime.current
@@ -233,9 +236,8 @@ class IngressResource:
         now = datetime.now(UTC)
         trace = {"remote_addr": _remote_addr(req), "path": facts.path}
         targets = ["pull"] if route.pull is not None else [t.target for t in route.targets]
-        backend = self.runtime.backend
-        for target in targets:
-            envelope = Envelope(
+        envelopes = [
+            Envelope(
                 id=new_event_id(),
                 route=route.path,
                 target=target,
@@ -245,27 +247,31 @@ class IngressResource:
                 headers=dict(headers),
                 trace=dict(trace),
             )
-            try:
-                backend.enqueue([envelope])
-            except QueueFull as exc:
-                raise Refusal(
-                    503,
-                    "queue_full",
-                    "the queue is full; retry later",
-                    "queue_full",
-                    {"Retry-After": str(QUEUE_FULL_RETRY_AFTER)},
-                ) from exc
-            except MemoryPressure as exc:
-                raise Refusal(
-                    503, "memory_pressure", "the queue is under memory pressure", "memory_pressure"
-                ) from exc
-            except Exception as exc:
-                event("ingress_enqueue_failed", level="error", route=route.path, error=str(exc))
-                raise Refusal(
-                    503, "store_unavailable", "the queue store is unavailable", "other"
-                ) from exc
-            event("webhook_enqueued", level="debug", route=route.path, id=envelope.id)
-        return len(targets)
+            for target in targets
+        ]
+        try:
+            self.committer.enqueue(envelopes)
+        except QueueFull as exc:
+            raise Refusal(
+                503,
+                "queue_full",
+                "the queue is full; retry later",
+                "queue_full",
+                {"Retry-After": str(QUEUE_FULL_RETRY_AFTER)},
+            ) from exc
+        except MemoryPressure as exc:
+            raise Refusal(
+                503, "memory_pressure", "the queue is under memory pressure", "memory_pressure"
+            ) from exc
+        except Exception as exc:
+            event("ingress_enqueue_failed", level="error", route=route.path, error=str(exc))
+            raise Refusal(
+                503, "store_unavailable", "the queue store is unavailable", "other"
+            ) from exc
+        if log.enabled("debug"):
+            for envelope in envelopes:
+                event("webhook_enqueued", level="debug", route=route.path, id=envelope.id)
+        return len(envelopes)
 
     # -- answers ---------------------------------------------------------------------------
 
