@@ -74,6 +74,17 @@ def open_append(path: str):
 class AppendFileHandler(logging.StreamHandler):
     def __init__(self, path: str):
         super().__init__(open_append(path))
+        self.path = path
+
+    def reopen(self) -> None:
+        """Continue in a fresh file at ``path`` (after the old one was rotated away)."""
+        self.acquire()
+        try:
+            fresh = open_append(self.path)
+            old, self.stream = self.stream, fresh
+            old.close()
+        finally:
+            self.release()
 
     def close(self) -> None:
         try:
@@ -106,6 +117,14 @@ def configure(level: str = "info", output: str = "stderr", path: str | None = No
             old.close()
         _logger.addHandler(handler)
         _logger.setLevel(LEVELS.get(level.lower(), 20))
+
+
+def reopen_files() -> None:
+    """Reopen the runtime log file, if the log goes to one (log rotation)."""
+    with _configure_lock:
+        for handler in _logger.handlers:
+            if isinstance(handler, AppendFileHandler):
+                handler.reopen()
 
 
 def enabled(level: str) -> bool:

@@ -486,6 +486,12 @@ class Server:
         """Compile and apply the config file; the running config stays on any failure."""
         from hookaido.config.loader import restart_required_changes
 
+        if trigger == "signal_sighup":
+            # SIGHUP is also the log-rotation signal: continue in fresh log files.
+            from hookaido.observability import reopen_log_files
+
+            reopen_log_files()
+
         runtime = self.runtime
         old = runtime.current
         try:

@@ -197,3 +197,45 @@ def test_push_delivery_and_publish_counters_after_known_outcomes(
     assert values[("hookaido_publish_rejected_total", ())] == 1
     assert values[("hookaido_queue_depth", (("state", "dead"),))] == 1
     assert values[("hookaido_queue_depth", (("state", "queued"),))] == 0
+
+
+def test_sighup_moves_both_logs_to_fresh_files_after_rotation(
+    hookaido_run, free_ports, fetch, tmp_path
+):
+    import signal
+
+    ingress, admin, pull = free_ports(3)
+    run = hookaido_run(
+        f"""
+        ingress {{ listen 127.0.0.1:{ingress} }}
+        admin_api {{ listen 127.0.0.1:{admin} }}
+        observability {{
+          access_log {{ output file; path logs/access.log }}
+          runtime_log {{ level info; output file; path logs/runtime.log }}
+        }}
+        /webhooks/github {{ pull {{ path /pull/github }} }}
+        pull_api {{ listen 127.0.0.1:{pull}; auth token raw:t }}
+        """
+    ).start(ready_port=admin)
+    logs = tmp_path / "logs"
+    fetch("POST", f"http://127.0.0.1:{ingress}/webhooks/github", body=b"{}")
+    json_lines(logs / "access.log", at_least=1)
+
+    (logs / "access.log").rename(logs / "access.log.1")
+    (logs / "runtime.log").rename(logs / "runtime.log.1")
+    run.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config_reloaded_ok" in messages(logs / "runtime.log"))
+    fetch("POST", f"http://127.0.0.1:{ingress}/webhooks/github", body=b"{}")
+
+    rotated_access = json_lines(logs / "access.log.1", at_least=1)
+    fresh_access = json_lines(logs / "access.log", at_least=1)
+    assert [line["status"] for line in rotated_access] == [202]
+    assert [line["status"] for line in fresh_access] == [202]
+    assert "server_started" in messages(logs / "runtime.log.1")
+    assert "server_started" not in messages(logs / "runtime.log")
+
+
+def messages(path) -> list[str]:
+    if not path.exists():
+        return []
+    return [json.loads(line)["msg"] for line in path.read_text(encoding="utf-8").splitlines()]
