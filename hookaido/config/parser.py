@@ -383,6 +383,8 @@ class _Builder:
     def attach_inner(self, directive: Directive, comments) -> None:
         """Comments written between a directive's own words go before it, or at its end
         when they sit on its first line."""
+        # Limitation: ``config fmt`` therefore moves a comment written between the values
+        # of one directive to the line above it (the text is kept).
         for token in comments:
             if token.line == directive.location.line:
                 _add_trailing(directive, token.value)
@@ -461,6 +463,8 @@ class _Builder:
     def free_block(self, owner: Directive, block: Tree, context: str) -> list[Directive]:
         """A block of a plugin that registered no schema: each directive takes one value
         or opens a nested block."""
+        # Limitation: without a schema fragment a plugin option cannot take a list of
+        # values; such a plugin must register a schema to get list options.
 
         def read_one(cursor, _seen):
             name = cursor.take()
