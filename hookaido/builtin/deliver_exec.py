@@ -101,7 +101,7 @@ class _Run:
             written = os.write(self.process.stdin.fileno(), self.pending[:65536])
         except BlockingIOError:
             return
-        except (BrokenPipeError, OSError):
+        except OSError:
             written = len(self.pending)  # the command stopped reading: the rest is not wanted
         self.pending = self.pending[written:]
         if not self.pending:
