@@ -12,11 +12,12 @@ from hookaido.queue.model import Attempt, Envelope
 
 def render_time(moment: datetime) -> str:
     """``2026-02-09T10:00:00.123Z``: UTC, fraction without trailing zeros, none when zero."""
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += "." + f"{moment.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    elif moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    text = moment.isoformat(timespec="microseconds")[:26]
+    return text.rstrip("0").rstrip(".") + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -53,12 +53,14 @@ class LeaseBook:
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._deadlines: list[tuple[datetime, str]] = []
 
-    def opened(self, route: str, lease_id: str, until: datetime) -> None:
+    def opened(self, route: str, leases: list[tuple[str, datetime]]) -> None:
+        """Record ``(lease_id, lease_until)`` pairs just handed out on ``route``."""
         with self._lock:
             self._forget_expired()
-            self._leases[lease_id] = (route, until)
-            heapq.heappush(self._deadlines, (until, lease_id))
-            self._gauge.labels(route).inc()
+            for lease_id, until in leases:
+                self._leases[lease_id] = (route, until)
+                heapq.heappush(self._deadlines, (until, lease_id))
+            self._gauge.labels(route).inc(len(leases))
 
     def extended(self, lease_id: str, by: timedelta) -> None:
         with self._lock:
@@ -198,11 +200,11 @@ class PullAPI:
             backend.wait_for_ready(route, PULL_TARGET, min(remaining, WAIT_SLICE_SECONDS))
 
     def _record_leased(self, route: str, leased) -> None:
-        if self.leases is None:
-            return
-        for envelope in leased:
-            until = envelope.lease_until or envelope.next_run_at
-            self.leases.opened(route, envelope.lease_id, until)
+        if self.leases is not None:
+            self.leases.opened(
+                route,
+                [(env.lease_id, env.lease_until or env.next_run_at) for env in leased],
+            )
 
     # -- ack / nack ---------------------------------------------------------------------
 
