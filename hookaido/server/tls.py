@@ -6,6 +6,7 @@ Certificate, key and client CA are checked before anything listens; a problem is
 
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 
 from cheroot import wsgi
 from cheroot.ssl.pyopenssl import pyOpenSSLAdapter
@@ -16,6 +17,8 @@ from OpenSSL import SSL
 from hookaido.config.model import TLSConfig
 from hookaido.errors import ConfigError
 from hookaido.observability.log import event
+
+EXPIRY_WARNING = timedelta(days=14)
 
 # client_auth mode -> (client certificate required, chain verified against client_ca)
 CLIENT_AUTH_MODES = {
@@ -69,8 +72,11 @@ def _public_bytes(public_key) -> bytes:
     )
 
 
-def check_tls_files(tls: TLSConfig) -> None:
-    """Raise ``ConfigError`` unless cert, key and client CA load and the key matches the cert."""
+def check_tls_files(tls: TLSConfig) -> x509.Certificate:
+    """Raise ``ConfigError`` unless cert, key and client CA load and the key matches the cert.
+
+    Returns the server (leaf) certificate.
+    """
     if tls.client_auth not in CLIENT_AUTH_MODES:
         modes = ", ".join(CLIENT_AUTH_MODES)
         raise ConfigError(f"tls client_auth {tls.client_auth!r} is unknown; use one of {modes}")
@@ -87,6 +93,30 @@ def check_tls_files(tls: TLSConfig) -> None:
         raise ConfigError(f"tls client_auth {tls.client_auth} needs client_ca")
     if tls.client_ca:
         _load_certificates(tls.client_ca, "client_ca")
+    return leaf
+
+
+def warn_if_expiring(leaf: x509.Certificate, tls: TLSConfig, listener: str) -> None:
+    """Log a warning when the server certificate has expired or expires within two weeks."""
+    not_after = leaf.not_valid_after_utc
+    remaining = not_after - datetime.now(UTC)
+    if remaining <= timedelta(0):
+        event(
+            "tls_certificate_expired",
+            level="warn",
+            listener=listener,
+            cert_file=tls.cert_file,
+            not_after=not_after,
+        )
+    elif remaining < EXPIRY_WARNING:
+        event(
+            "tls_certificate_expiring",
+            level="warn",
+            listener=listener,
+            cert_file=tls.cert_file,
+            not_after=not_after,
+            days_left=remaining.days,
+        )
 
 
 def _accept_any_certificate(connection, certificate, errnum, depth, ok) -> bool:
@@ -198,6 +228,7 @@ class TLSServer:
         self, app, host: str, port: int, context: SSL.Context, name: str, threads: int, verified
     ):
         self._server = _Server((host or "0.0.0.0", port), app, numthreads=threads)
+        self._server.software = "hookaido"
         self._server.listener_name = name
         self._server.gateway = _Gateway
         self._server.client_certificates_verified = bool(verified)
@@ -245,6 +276,7 @@ def make_tls_server(
 
     Raises ``ConfigError`` (naming the file) for unreadable or mismatched certificate files.
     """
+    warn_if_expiring(check_tls_files(tls), tls, name)
     context = build_context(tls)
     policy = CLIENT_AUTH_MODES[tls.client_auth]
     verified = bool(policy and policy[1])

@@ -62,6 +62,7 @@ def test_a_client_leaving_a_stream_is_not_an_error(tls_listener, certs, tmp_path
     close_sinks()
 
     assert first.startswith(b"HTTP/1.1 200 OK")
+    assert b"\r\nServer: hookaido\r\n" in first
     assert ended
     levels = [json.loads(line)["level"] for line in runtime_log.read_text().splitlines()]
     assert "ERROR" not in levels
