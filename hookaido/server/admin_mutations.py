@@ -88,7 +88,8 @@ def mutate_by_ids(mutation: Mutation, runtime, generation, req, resp) -> None:
     changed = getattr(backend, mutation.apply)([envelope.id for envelope in eligible])
 
     answer_json(resp, {mutation.result_key: changed, "audit": audit.as_json()})
-    _log(mutation, audit, changed=changed, matched=len(eligible))
+    routes = ",".join(sorted({envelope.route for envelope in eligible}))
+    _log(mutation, audit, route=routes, changed=changed, matched=len(eligible))
 
 
 def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None:

@@ -3,6 +3,7 @@
 import base64
 import http.client
 import json
+import logging
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -1169,3 +1170,114 @@ def test_publish_list_and_dlq_work_on_sqlite(serve, tmp_path):
     finally:
         server.close()
         store.close()
+
+
+# -- more edges ------------------------------------------------------------------------
+
+
+def test_a_body_over_defaults_max_body_is_invalid(serve):
+    server = serve(admin_config(max_body=64))
+
+    status, body = server.call("POST", "/dlq/requeue", {"ids": ["e" * 100]}, headers=AUDIT)
+
+    assert (status, body["code"]) == (400, "invalid_body")
+
+
+def test_a_wrong_content_type_is_invalid_body(serve):
+    server = serve()
+
+    status, body = server.call(
+        "POST",
+        "/dlq/requeue",
+        raw=b'{"ids": ["a"]}',
+        headers={**AUDIT, "Content-Type": "text/plain"},
+    )
+
+    assert (status, body["code"]) == (400, "invalid_body")
+
+
+@pytest.mark.parametrize(
+    "path", ["/dlq", "/backlog/top_queued", "/backlog/oldest_queued", "/backlog/aging_summary"]
+)
+def test_read_endpoints_check_their_route_parameter(serve, path):
+    server = serve()
+
+    status, body = server.call("GET", path, query={"route": "no-slash"})
+
+    assert (status, body["code"]) == (400, "invalid_query")
+
+
+def test_attempts_accept_a_managed_selector(serve):
+    server = serve(managed_config())
+
+    status, body = server.call(
+        "GET", "/attempts", query={"application": "shop", "endpoint_name": "nope"}
+    )
+
+    assert (status, body["code"]) == (404, "managed_endpoint_not_found")
+
+
+def test_a_store_failure_during_a_mutation_is_503(serve, backend):
+    server = serve(store=FailingStore(backend, {"get", "list_messages"}))
+
+    by_id = server.call("POST", "/messages/cancel", {"ids": ["a"]}, headers=AUDIT)
+    by_filter = server.call("POST", "/messages/cancel_by_filter", {}, headers=AUDIT)
+
+    assert (by_id[0], by_id[1]["code"]) == (503, "store_unavailable")
+    assert (by_filter[0], by_filter[1]["code"]) == (503, "store_unavailable")
+
+
+def test_health_details_report_a_failing_store_in_the_queue_section(serve, backend):
+    server = serve(store=FailingStore(backend, {"stats"}))
+
+    status, body = server.call("GET", "/healthz", query={"details": "1"})
+
+    assert status == 200
+    assert body["diagnostics"]["queue"]["ok"] is False
+    assert body["diagnostics"]["queue"]["error"]
+
+
+def test_health_details_count_publish_results(serve):
+    server = serve(metrics=Metrics())
+    server.publish(item("job-1"))
+    server.publish(item("job-2", route="/nowhere"))
+
+    _, body = server.call("GET", "/healthz", query={"details": "1"})
+
+    publish = body["diagnostics"]["publish"]
+    assert (publish["accepted_total"], publish["rejected_total"]) == (1, 1)
+    assert publish["rejected_policy_total"] == 1
+
+
+class EventLog(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append((record.getMessage(), getattr(record, "fields", {})))
+
+
+def test_a_successful_mutation_is_logged_with_its_audit_fields(serve):
+    server = serve()
+    server.store("evt_dead", state="dead")
+    log = EventLog()
+    logger = logging.getLogger("hookaido.runtime")
+    logger.addHandler(log)
+    try:
+        server.call(
+            "POST",
+            "/dlq/requeue",
+            {"ids": ["evt_dead"]},
+            headers={**AUDIT, "X-Hookaido-Audit-Actor": "ops"},
+        )
+    finally:
+        logger.removeHandler(log)
+
+    ((name, fields),) = [entry for entry in log.records if entry[0] == "admin_management_mutation"]
+    assert fields["operation"] == "dlq_requeue"
+    assert (fields["reason"], fields["actor"], fields["changed"]) == (
+        "incident 42 cleanup",
+        "ops",
+        1,
+    )
