@@ -228,7 +228,7 @@ class TLSServer:
         self, app, host: str, port: int, context: SSL.Context, name: str, threads: int, verified
     ):
         self._server = _Server((host or "0.0.0.0", port), app, numthreads=threads)
-        self._server.software = "hookaido"
+        self._server.server_name = "hookaido"
         self._server.listener_name = name
         self._server.gateway = _Gateway
         self._server.client_certificates_verified = bool(verified)
