@@ -1281,3 +1281,35 @@ def test_a_successful_mutation_is_logged_with_its_audit_fields(serve):
         "ops",
         1,
     )
+
+
+READ_PATHS = [
+    "/healthz",
+    "/messages",
+    "/dlq",
+    "/attempts",
+    "/backlog/top_queued",
+    "/backlog/oldest_queued",
+    "/backlog/aging_summary",
+    "/backlog/trends",
+]
+query_names = st.sampled_from(
+    ["details", "route", "target", "state", "limit", "before", "include_payload", "outcome"]
+    + ["application", "endpoint_name", "states", "window", "step", "until", "event_id"]
+)
+
+
+def test_random_query_parameters_never_cause_a_server_error(serve):
+    server = serve()
+    server.store("evt_a")
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        path=st.sampled_from(READ_PATHS),
+        query=st.dictionaries(query_names, st.text(max_size=30), max_size=4),
+    )
+    def check(path, query):
+        status, _ = server.call("GET", path, query=query)
+        assert status < 500 or (path == "/backlog/trends" and status == 503)
+
+    check()

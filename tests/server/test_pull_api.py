@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import pytest
 import waitress
@@ -1047,3 +1048,28 @@ def test_random_bytes_never_cause_a_server_error(serve):
         assert status < 500
 
     check()
+
+
+def test_random_stream_parameters_never_cause_a_server_error(serve):
+    server = serve(pull_config(sse_max_connection=timedelta(milliseconds=1)))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(batch=st.text(max_size=8), lease_ttl=st.text(max_size=8))
+    def check(batch, lease_ttl):
+        query = urlencode({"batch": batch, "lease_ttl": lease_ttl})
+        connection, response = open_stream(server, f"?{query}")
+        response.read()
+        connection.close()
+        assert response.status in (200, 400)
+
+    check()
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "PATCH"])
+def test_other_methods_are_not_allowed(serve, method):
+    server = serve()
+
+    status, _, response = server.call(method, "/github/dequeue")
+
+    assert status == 405
+    assert response.getheader("Allow") == "POST"
