@@ -7,6 +7,7 @@ from hookaido.queue.backend import (
     QueueBackend,
     Retention,
 )
+from hookaido.queue.base import BackendBase
 from hookaido.queue.errors import (
     LeaseConflict,
     MemoryPressure,
@@ -31,6 +32,7 @@ __all__ = [
     "STATES",
     "Attempt",
     "AttemptFilter",
+    "BackendBase",
     "BackendSettings",
     "Envelope",
     "LeaseConflict",

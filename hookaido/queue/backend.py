@@ -44,7 +44,10 @@ class BackendSettings:
 
 @dataclass(frozen=True)
 class MessageFilter:
-    """Selects envelopes for listing and lifecycle mutations. ``None`` fields match all."""
+    """Selects envelopes for listing and lifecycle mutations. ``None`` fields match all.
+
+    ``states``/``ids`` given as empty tuples match nothing; ``limit <= 0`` means no limit.
+    """
 
     route: str | None = None
     target: str | None = None
@@ -69,6 +72,18 @@ class QueueBackend(abc.ABC):
 
     Lease operations take an optional ``route``: when given, a lease that belongs to another
     route is treated exactly like an unknown lease (``lease_not_found``).
+
+    A lease is *live* while its envelope is ``leased`` and ``lease_until > now``. A lease
+    operation (ack, nack, extend) on any other lease fails for that lease with reason
+    ``lease_not_found`` (unknown, settled, canceled, foreign route) or ``lease_expired``
+    (deadline reached; the envelope is put back to ``queued`` with ``next_run_at = now`` as a
+    side effect). Batch operations apply every good lease and report the others in
+    ``LeaseResult.conflicts``; nothing is rolled back.
+
+    Authors: subclass ``hookaido.queue.base.BackendBase``, which already provides
+    ``wait_for_ready``, the two-minute memory of settled leases and prune pacing, then run
+    Hookaido's ``tests/queue`` contract suite with the plugin installed. Raise
+    ``StoreUnavailable`` for storage failures; the APIs answer 503 ``store_unavailable``.
     """
 
     def __init__(self, settings: BackendSettings):
@@ -90,8 +105,16 @@ class QueueBackend(abc.ABC):
     def enqueue(self, envelopes: Iterable[Envelope]) -> None:
         """Store envelopes as ``queued``, all or nothing, durably before returning.
 
-        Enforces ``max_depth`` with the drop policy (``QueueFull``), duplicate ids
-        (``MessageExists``) and, for in-memory backends, ``MemoryPressure``. Wakes waiters.
+        ``id``, ``received_at``, ``next_run_at``, ``attempt``, payload, headers and trace are
+        kept as given; lease fields and ``dead_reason`` are cleared.
+
+        Depth is the number of ``queued`` + ``leased`` envelopes over all routes. With
+        ``max_depth > 0`` and ``depth + n > max_depth``: policy ``reject`` raises
+        ``QueueFull``; ``drop_oldest`` first deletes the oldest ``queued`` envelopes by
+        ``received_at`` and raises ``QueueFull`` when there are not enough of them. An id
+        that is stored already (or repeated in the batch) raises ``MessageExists``; nothing
+        is written and no eviction survives a failed enqueue. In-memory backends may raise
+        ``MemoryPressure``. Wakes ``wait_for_ready`` callers of each envelope's route/target.
         """
 
     # -- leasing ----------------------------------------------------------------------------
@@ -100,8 +123,12 @@ class QueueBackend(abc.ABC):
     def dequeue(self, route: str, target: str, batch: int, lease_ttl: timedelta) -> list[Envelope]:
         """Lease up to ``min(batch, 100)`` ready envelopes of ``route``/``target``, oldest first.
 
-        Expired leases are swept back to ``queued`` first. Returned envelopes are ``leased``
-        with ``lease_id``, ``lease_until`` (= ``next_run_at``) set and ``attempt`` incremented.
+        Every expired lease (any route) is first swept back to ``queued`` with
+        ``next_run_at = now`` and ``attempt`` unchanged. Ready means ``queued`` with
+        ``next_run_at <= now``; oldest first means ``next_run_at`` then ``received_at``
+        ascending. Returned envelopes are ``leased`` with a new ``lease_id``, ``lease_until
+        = next_run_at = now + lease_ttl`` and ``attempt`` incremented. Never blocks; an empty
+        list means nothing is ready. Two concurrent calls never lease the same envelope.
         """
 
     @abc.abstractmethod
@@ -116,7 +143,10 @@ class QueueBackend(abc.ABC):
     def ack(self, lease_ids: list[str], route: str | None = None) -> LeaseResult:
         """Settle leases as done: remove, or keep as ``delivered`` when retention is on.
 
-        A lease acked successfully within the last 2 minutes counts as success again.
+        ``delivered`` (when ``retention.delivered_max_age`` is set) clears the lease and
+        sets ``next_run_at = now``. A lease acked successfully within the last 2 minutes
+        counts as success again (at most 20 000 remembered per operation kind; a lease that
+        was nacked is not remembered as acked).
         """
 
     @abc.abstractmethod
@@ -130,12 +160,19 @@ class QueueBackend(abc.ABC):
     ) -> LeaseResult:
         """Return leases to ``queued`` after ``delay``, or move them to ``dead`` with ``reason``.
 
-        A lease nacked successfully within the last 2 minutes counts as success again.
+        Requeue: ``next_run_at = now + max(delay, 0)``, ``dead_reason`` cleared, waiters woken
+        whatever the delay. Dead: ``next_run_at = now``, ``dead_reason = reason``, ``delay``
+        ignored. A lease nacked successfully within the last 2 minutes counts as success
+        again (the memory is shared by both variants and separate from ``ack``'s).
         """
 
     @abc.abstractmethod
     def extend(self, lease_id: str, by: timedelta, route: str | None = None) -> None:
-        """Push a live lease's deadline out by ``by``; raise ``LeaseConflict`` otherwise."""
+        """Push a live lease's deadline out by ``by``; raise ``LeaseConflict`` otherwise.
+
+        The new deadline is the old ``lease_until + by`` (``next_run_at`` follows it). A
+        non-positive ``by`` returns at once without looking at the lease.
+        """
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -145,25 +182,40 @@ class QueueBackend(abc.ABC):
 
     @abc.abstractmethod
     def list_messages(self, selector: MessageFilter) -> list[Envelope]:
-        """Envelopes matching the filter, newest ``received_at`` first, then id descending."""
+        """Envelopes matching the filter, newest ``received_at`` first, then id descending.
+
+        May run a due prune pass first (see ``prune``).
+        """
 
     @abc.abstractmethod
     def stats(self) -> Stats:
-        """Counts by state, oldest queued age indicators and the top queued buckets."""
+        """Counts by state, oldest queued age indicators and the top queued buckets.
+
+        ``by_state`` has all five states; the oldest/earliest fields are ``None`` when nothing
+        is queued; ``top_queued`` holds at most 10 (route, target) buckets of queued
+        envelopes, sorted by count descending, then route, then target.
+        """
 
     # -- lifecycle mutations ----------------------------------------------------------------
 
     @abc.abstractmethod
     def cancel(self, ids: Iterable[str]) -> int:
-        """queued/leased/dead → canceled. Returns how many changed; others are skipped."""
+        """queued/leased/dead → canceled. Returns how many changed; others are skipped.
+
+        The lease is dropped (a later ack is ``lease_not_found``), ``dead_reason`` cleared,
+        ``next_run_at = now``. Unknown ids and repeated ids count once or not at all.
+        """
 
     @abc.abstractmethod
     def requeue(self, ids: Iterable[str]) -> int:
-        """dead/canceled → queued with ``attempt`` reset to 0. Returns how many changed."""
+        """dead/canceled → queued with ``attempt`` reset to 0. Returns how many changed.
+
+        ``next_run_at = now``, ``dead_reason`` cleared; waiters are woken.
+        """
 
     @abc.abstractmethod
     def resume(self, ids: Iterable[str]) -> int:
-        """canceled → queued keeping ``attempt``. Returns how many changed."""
+        """canceled → queued keeping ``attempt``, ``next_run_at = now``. Wakes waiters."""
 
     @abc.abstractmethod
     def delete_dead(self, ids: Iterable[str]) -> int:
@@ -183,7 +235,16 @@ class QueueBackend(abc.ABC):
 
     @abc.abstractmethod
     def prune(self) -> dict[str, int]:
-        """Apply every retention rule now; returns removed counts by reason."""
+        """Apply every retention rule now; returns removed counts by reason.
+
+        Keys: ``queue_retention_age`` (queued, by ``received_at``), ``delivered_retention_age``
+        (delivered, by ack time = ``next_run_at``), ``dead_retention_age`` (dead, by
+        ``received_at``), ``dead_retention_depth`` (all but the newest ``dlq_max_depth`` dead
+        by ``received_at``), ``attempts_retention_age`` and ``attempts_retention_depth`` (all
+        but the newest ``attempts_max_rows``). A rule set to ``None`` removes nothing (0).
+        Leased and canceled envelopes are never pruned. Backends also run this on store
+        activity at most once per ``prune_interval``.
+        """
 
     # -- diagnostics ------------------------------------------------------------------------
 

@@ -145,18 +145,25 @@ class SQLiteBackend(BackendBase):
         "UPDATE queue_items SET state = 'queued', lease_id = NULL, lease_until = NULL,"
         " next_run_at = ? WHERE id = ?"
     )
-    DELIVER_ITEM = (
-        "UPDATE queue_items SET state = 'delivered', lease_id = NULL, lease_until = NULL,"
-        " next_run_at = ? WHERE id = ?"
-    )
     DELETE_ITEM = "DELETE FROM queue_items WHERE id = ?"
-    KILL_ITEM = (
-        "UPDATE queue_items SET state = 'dead', dead_reason = ?, lease_id = NULL,"
-        " lease_until = NULL, next_run_at = ? WHERE id = ?"
+    # Settling finds the live leases of a batch (of the route, when one is given), then
+    # changes those envelopes by id. ``{marks}`` becomes one bound parameter per value.
+    FIND_LIVE_LEASES = (
+        "SELECT lease_id, id, route, target FROM queue_items WHERE lease_id IN ({marks})"
+        " AND lease_until > ? AND (? IS NULL OR route = ?)"
     )
-    RETRY_ITEM = (
+    ACK_DELETE = "DELETE FROM queue_items WHERE id IN ({marks})"
+    ACK_DELIVERED = (
+        "UPDATE queue_items SET state = 'delivered', lease_id = NULL, lease_until = NULL,"
+        " next_run_at = ? WHERE id IN ({marks})"
+    )
+    NACK_DEAD = (
+        "UPDATE queue_items SET state = 'dead', dead_reason = ?, lease_id = NULL,"
+        " lease_until = NULL, next_run_at = ? WHERE id IN ({marks})"
+    )
+    NACK_RETRY = (
         "UPDATE queue_items SET state = 'queued', dead_reason = '', lease_id = NULL,"
-        " lease_until = NULL, next_run_at = ? WHERE id = ?"
+        " lease_until = NULL, next_run_at = ? WHERE id IN ({marks})"
     )
     EXTEND_LEASE = (
         "UPDATE queue_items SET lease_until = lease_until + ?, next_run_at = lease_until + ?"
@@ -377,38 +384,9 @@ class SQLiteBackend(BackendBase):
 
     @_store_errors
     def ack(self, lease_ids: list[str], route: str | None = None) -> LeaseResult:
-        result = LeaseResult()
-        settled: list[tuple[str, str]] = []
-        unsettled: list[tuple[str, str]] = []
-        notify: set = set()
-        keep = self._delivered_retention_on()
-
-        with self._transaction() as conn:
-            _, now_ns = self._now()
-            for lease_id in lease_ids:
-                item, reason = self._live_lease(conn, lease_id, route, now_ns, notify)
-                if item is None:
-                    unsettled.append((lease_id, reason))
-                    continue
-                if keep:
-                    conn.execute(self.DELIVER_ITEM, [now_ns, item[0]])
-                else:
-                    conn.execute(self.DELETE_ITEM, [item[0]])
-                settled.append((lease_id, item[1]))
-
-        self._finish_settling("ack", result, settled, unsettled, route)
-        self._notify_ready(notify)
-        return result
-
-    def _finish_settling(self, kind, result: LeaseResult, settled, unsettled, route) -> None:
-        for lease_id, lease_route in settled:
-            self.settled.remember(kind, lease_id, lease_route)
-            result.succeeded += 1
-        for lease_id, reason in unsettled:
-            if reason == "lease_not_found" and self.settled.recall(kind, lease_id, route):
-                result.succeeded += 1
-            else:
-                result.conflicts.append((lease_id, reason))
+        if self._delivered_retention_on():
+            return self._settle("ack", lease_ids, route, self.ACK_DELIVERED, lambda now: [now])
+        return self._settle("ack", lease_ids, route, self.ACK_DELETE, lambda now: [])
 
     @_store_errors
     def nack(
@@ -419,29 +397,56 @@ class SQLiteBackend(BackendBase):
         reason: str = "",
         route: str | None = None,
     ) -> LeaseResult:
+        if dead:
+            return self._settle("nack", lease_ids, route, self.NACK_DEAD, lambda now: [reason, now])
+        delay_ns = _duration_ns(max(delay, timedelta(0)))
+        return self._settle(
+            "nack", lease_ids, route, self.NACK_RETRY, lambda now: [now + delay_ns], wakes=True
+        )
+
+    def _settle(self, kind, lease_ids, route, statement, values, wakes=False) -> LeaseResult:
+        """Run a settling ``statement`` per lease in one transaction, then classify misses."""
         result = LeaseResult()
         settled: list[tuple[str, str]] = []
         unsettled: list[tuple[str, str]] = []
         notify: set = set()
-        delay = max(delay, timedelta(0))
 
         with self._transaction() as conn:
-            now, now_ns = self._now()
-            for lease_id in lease_ids:
-                item, conflict = self._live_lease(conn, lease_id, route, now_ns, notify)
-                if item is None:
-                    unsettled.append((lease_id, conflict))
+            _, now_ns = self._now()
+            live: dict[str, tuple[str, str]] = {}
+            for chunk in _chunks(list(dict.fromkeys(lease_ids))):
+                find = self.FIND_LIVE_LEASES.format(marks=_marks(chunk))
+                found = conn.execute(find, [*chunk, now_ns, route, route]).fetchall()
+                if not found:
                     continue
-                if dead:
-                    conn.execute(self.KILL_ITEM, [reason, now_ns, item[0]])
-                else:
-                    conn.execute(self.RETRY_ITEM, [to_ns(now + delay), item[0]])
-                    notify.add((item[1], item[2]))
-                settled.append((lease_id, item[1]))
+                ids = [row[1] for row in found]
+                conn.execute(statement.format(marks=_marks(ids)), [*values(now_ns), *ids])
+                for lease_id, _, lease_route, lease_target in found:
+                    live[lease_id] = (lease_route, lease_target)
+            for lease_id in lease_ids:
+                if lease_id not in live:
+                    unsettled.append((lease_id, self._miss(conn, lease_id, route, now_ns, notify)))
+                    continue
+                lease_route, lease_target = live[lease_id]
+                settled.append((lease_id, lease_route))
+                if wakes:
+                    notify.add((lease_route, lease_target))
 
-        self._finish_settling("nack", result, settled, unsettled, route)
+        for lease_id, lease_route in settled:
+            self.settled.remember(kind, lease_id, lease_route)
+            result.succeeded += 1
+        for lease_id, reason in unsettled:
+            if reason == "lease_not_found" and self.settled.recall(kind, lease_id, route):
+                result.succeeded += 1
+            else:
+                result.conflicts.append((lease_id, reason))
         self._notify_ready(notify)
         return result
+
+    def _miss(self, conn, lease_id: str, route: str | None, now_ns: int, notify: set) -> str:
+        """Why a lease is not live; an expired one puts its envelope back to ``queued``."""
+        item, reason = self._live_lease(conn, lease_id, route, now_ns, notify)
+        return reason or "lease_not_found"
 
     @_store_errors
     def extend(self, lease_id: str, by: timedelta, route: str | None = None) -> None:
