@@ -11,7 +11,7 @@ import falcon
 from hookaido.observability.log import event
 from hookaido.queue.backend import AttemptFilter, MessageFilter
 from hookaido.queue.errors import QueueError
-from hookaido.server import admin_backlog, admin_mutations, admin_publish
+from hookaido.server import admin_backlog, admin_mutations, admin_publish, admin_trends
 from hookaido.server.admin_common import (
     invalid_query,
     query_bool,
@@ -39,9 +39,10 @@ QUEUE_DIAGNOSTICS_MAX_AGE = 1.0
 class AdminAPI:
     """Answers every Admin API request: auth, then path, then method, then the endpoint."""
 
-    def __init__(self, runtime):
+    def __init__(self, runtime, trends=None):
         self.runtime = runtime
-        self.health = HealthReport(runtime)
+        self.trends = trends
+        self.health = HealthReport(runtime, trends)
         self.endpoints = {
             "/healthz": {"GET": self.health.answer},
             "/messages": {"GET": self._messages},
@@ -51,7 +52,7 @@ class AdminAPI:
             "/backlog/top_queued": {"GET": self._backlog(admin_backlog.top_queued)},
             "/backlog/oldest_queued": {"GET": self._backlog(admin_backlog.oldest_queued)},
             "/backlog/aging_summary": {"GET": self._backlog(admin_backlog.aging_summary)},
-            "/backlog/trends": {"GET": self._backlog(admin_backlog.trends)},
+            "/backlog/trends": {"GET": self._trends},
         }
         for path, mutation in admin_mutations.BY_ID.items():
             self.endpoints[path] = {"POST": self._by_ids(mutation)}
@@ -155,6 +156,9 @@ class AdminAPI:
 
         return handler
 
+    def _trends(self, generation, req, resp) -> None:
+        admin_trends.answer_trends(self.trends, generation.config, req, resp)
+
     def _backlog(self, view):
         def handler(generation, req, resp):
             view(self.runtime, req, resp)
@@ -180,8 +184,9 @@ class HealthReport:
     others answer with the previous value instead of queuing behind the store.
     """
 
-    def __init__(self, runtime):
+    def __init__(self, runtime, trends=None):
         self.runtime = runtime
+        self.trends = trends
         self._refresh = threading.Lock()
         self._cached: tuple[float, dict] | None = None
 
@@ -213,8 +218,8 @@ class HealthReport:
                 stats = self.runtime.backend.stats()
             except QueueError as error:
                 return {"ok": False, "error": str(error) or type(error).__name__}
-            signals = admin_backlog.trend_signals_without_samples(
-                generation.config.defaults.trend_signals, now
+            signals = admin_trends.health_signals(
+                self.trends, generation.config.defaults.trend_signals, now
             )
             section = admin_backlog.queue_diagnostics(stats, now, signals)
             self._cached = (time.monotonic(), section)
@@ -349,10 +354,14 @@ def _pull_section(metrics) -> dict:
 # -- the app ---------------------------------------------------------------------------
 
 
-def make_admin_app(runtime) -> falcon.App:
-    """The Admin API as a falcon app; paths arrive without the configured prefix."""
+def make_admin_app(runtime, trends=None) -> falcon.App:
+    """The Admin API as a falcon app; paths arrive without the configured prefix.
+
+    ``trends`` is a started ``TrendRecorder``; without one, trend signals report stale
+    sampling and ``GET /backlog/trends`` answers ``503 backlog_unavailable``.
+    """
     app = falcon.App()
-    app.add_sink(AdminAPI(runtime), prefix="/")
+    app.add_sink(AdminAPI(runtime, trends), prefix="/")
     app.add_error_handler(Exception, _answer_unexpected)
     return app
 

@@ -4,7 +4,7 @@ where queued work piles up and how old it is. Read-only.
 
 import math
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from hookaido.queue.backend import MessageFilter
 from hookaido.server.admin_common import (
@@ -12,10 +12,9 @@ from hookaido.server.admin_common import (
     query_limit,
     query_param,
     query_route,
-    query_time,
 )
 from hookaido.server.envelope_json import render_time
-from hookaido.server.jsonbody import APIError, answer_json, parse_api_duration, render_duration
+from hookaido.server.jsonbody import answer_json
 
 AGING_STATES = ("queued", "leased", "dead")
 AGE_WINDOWS = (
@@ -26,10 +25,6 @@ AGE_WINDOWS = (
     ("gt_6h", None),
 )
 PERCENTILES = (50, 90, 99)
-TREND_MAX_WINDOW = timedelta(hours=168)
-TREND_MIN_STEP = timedelta(minutes=1)
-TREND_MAX_STEP = timedelta(hours=1)
-TREND_MAX_POINTS = 1000
 
 
 def age_seconds(now: datetime, moment: datetime | None) -> int:
@@ -264,65 +259,3 @@ def _percentiles(ages: list[int]) -> dict:
         return {f"p{p}": 0 for p in PERCENTILES}
     ordered = sorted(ages)
     return {f"p{p}": ordered[max(math.ceil(p * len(ordered) / 100), 1) - 1] for p in PERCENTILES}
-
-
-# -- trends ----------------------------------------------------------------------------
-
-
-def trends(runtime, req, resp) -> None:
-    """``GET /backlog/trends``: checks its window; answers 503 without trend snapshots."""
-    window = _query_span(req, "window", timedelta(hours=1))
-    step = _query_span(req, "step", timedelta(minutes=5))
-    query_time(req, "until")
-    query_route(req)
-    if not timedelta(0) < window <= TREND_MAX_WINDOW:
-        raise invalid_query(
-            f"window must be above 0 and at most 168h, got {render_duration(window)}"
-        )
-    if not TREND_MIN_STEP <= step <= TREND_MAX_STEP or step > window:
-        raise invalid_query("step must be between 1m and 1h and not longer than window")
-    if math.ceil(window / step) > TREND_MAX_POINTS:
-        raise invalid_query(f"window/step gives more than {TREND_MAX_POINTS} points")
-    # Limitation: no backend records backlog trend snapshots yet, so trends are never
-    # available and this endpoint answers 503 backlog_unavailable after validating the query.
-    raise APIError(503, "backlog_unavailable", "this queue store records no backlog trends")
-
-
-def _query_span(req, name: str, default: timedelta) -> timedelta:
-    text = query_param(req, name)
-    if text is None or text == "":
-        return default
-    try:
-        return parse_api_duration(text)
-    except ValueError:
-        raise invalid_query(f"{name} must be a duration like 5m, got {text!r}") from None
-
-
-def trend_signals_without_samples(settings, now: datetime) -> dict:
-    """Trend signals when no snapshot exists: sampling is stale and the status warns."""
-    # Limitation: backends record no trend snapshots yet, so health always reports this.
-    since = now - settings.window
-    return {
-        "status": "warn",
-        "window": render_duration(settings.window),
-        "expected_capture_interval": render_duration(settings.expected_capture_interval),
-        "since": render_time(since),
-        "until": render_time(now),
-        "sample_count": 0,
-        "truncated": False,
-        "sampling_stale": True,
-        "active_alerts": ["sampling_stale"],
-        "operator_actions": [
-            {
-                "id": "sampling_stale_recover",
-                "severity": "critical",
-                "alert_routing_key": "hookaido.backlog.sampling_stale",
-                "summary": "No backlog snapshots were captured in the signal window.",
-                "playbook": "Check that the queue store is reachable and the process is "
-                "healthy; trend signals resume once snapshots are recorded again.",
-                "alerts": ["sampling_stale"],
-                "mcp_tools": [],
-                "admin_endpoints": ["GET /healthz?details=1", "GET /backlog/top_queued"],
-            }
-        ],
-    }
