@@ -196,6 +196,21 @@ class QueueBackend(abc.ABC):
         envelopes, sorted by count descending, then route, then target.
         """
 
+    def counts_by_route(
+        self, states: tuple[str, ...] = ("queued", "leased", "dead")
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        """Envelope counts per (route, target) and state, for the given states.
+
+        Only pairs with at least one envelope in ``states`` appear; each inner dict has every
+        requested state (0 when none). Used by backlog trend snapshots. This default lists
+        the envelopes; backends should override it with an aggregate query.
+        """
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for envelope in self.list_messages(MessageFilter(states=tuple(states), limit=0)):
+            bucket = counts.setdefault((envelope.route, envelope.target), dict.fromkeys(states, 0))
+            bucket[envelope.state] += 1
+        return counts
+
     # -- lifecycle mutations ----------------------------------------------------------------
 
     @abc.abstractmethod

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from hookaido.queue import Attempt, AttemptFilter, MessageFilter
+from hookaido.queue import Attempt, AttemptFilter, MessageFilter, QueueBackend
 
 TTL = timedelta(seconds=30)
 
@@ -230,3 +230,17 @@ def test_top_queued_buckets_sorted_by_count_then_route_then_target(backend, enve
         ("/r00", "pull"),
         ("/r00", "zz"),
     ]
+
+
+def test_counts_by_route_split_by_state(mixed, envelope):
+    mixed.enqueue([envelope("evt_push", route="/b", target="https://example.test/")])
+
+    counts = mixed.counts_by_route()
+
+    assert counts == {
+        ("/a", "pull"): {"queued": 0, "leased": 1, "dead": 1},
+        ("/b", "pull"): {"queued": 1, "leased": 0, "dead": 0},
+        ("/b", "https://example.test/"): {"queued": 1, "leased": 0, "dead": 0},
+    }
+    assert mixed.counts_by_route(("canceled",)) == {("/b", "pull"): {"canceled": 1}}
+    assert QueueBackend.counts_by_route(mixed) == counts  # the interface's own fallback

@@ -414,6 +414,19 @@ class MemoryBackend(BackendBase):
             ],
         )
 
+    def counts_by_route(
+        self, states: tuple[str, ...] = ("queued", "leased", "dead")
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        states = tuple(states)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        with self._lock:
+            for item in self._items.values():
+                envelope = item.envelope
+                if envelope.state in states:
+                    key = (envelope.route, envelope.target)
+                    counts.setdefault(key, dict.fromkeys(states, 0))[envelope.state] += 1
+        return counts
+
     # -- lifecycle mutations ----------------------------------------------------------------
 
     def cancel(self, ids: Iterable[str]) -> int:

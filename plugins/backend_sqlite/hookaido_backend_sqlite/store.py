@@ -546,6 +546,23 @@ class SQLiteBackend(BackendBase):
             ],
         )
 
+    @_store_errors
+    def counts_by_route(
+        self, states: tuple[str, ...] = ("queued", "leased", "dead")
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        states = tuple(states)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        if not states:
+            return counts
+        rows = self._reader().execute(
+            "SELECT route, target, state, COUNT(*) FROM queue_items"
+            f" WHERE state IN ({_marks(list(states))}) GROUP BY route, target, state",
+            list(states),
+        )
+        for route, target, state, count in rows:
+            counts.setdefault((route, target), dict.fromkeys(states, 0))[state] = count
+        return counts
+
     # -- lifecycle mutations ----------------------------------------------------------------
 
     @_store_errors
