@@ -51,6 +51,8 @@ class TrendRecorder:
     At most 200 000 rows are kept, the oldest dropped first.
     """
 
+    # Limitation: snapshots live in this process's memory only, so the trend history starts
+    # again after a restart instead of being kept by the queue store.
     def __init__(self, backend, clock: Callable[[], datetime] | None = None):
         self.backend = backend
         self.clock = clock or (lambda: datetime.now(UTC))
