@@ -1073,3 +1073,70 @@ def test_other_methods_are_not_allowed(serve, method):
 
     assert status == 405
     assert response.getheader("Allow") == "POST"
+
+
+# -- both backends ---------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def each_backend(request, tmp_path):
+    (tmp_path / request.param).mkdir()
+    store = open_backend(request.param, tmp_path / request.param)
+    yield store
+    store.close()
+
+
+def test_long_poll_wakes_up_on_every_backend(serve, each_backend):
+    server = serve(store=each_backend)
+    timer = threading.Timer(0.3, server.enqueue)
+    timer.start()
+
+    started = time.monotonic()
+    _, answer, _ = server.call("POST", "/github/dequeue", {"max_wait": "5s"})
+
+    timer.join()
+    assert len(answer["items"]) == 1
+    assert time.monotonic() - started < 3
+
+
+def test_stream_delivers_on_every_backend(serve, each_backend):
+    server = serve(store=each_backend)
+    connection, response = open_stream(server)
+    read_event(response)
+
+    message_id = server.enqueue()
+    lines = read_event(response)
+    connection.close()
+
+    assert json.loads(lines[2].removeprefix("data: "))["id"] == message_id
+
+
+def test_lease_scoping_holds_on_every_backend(serve, each_backend):
+    server = serve(scoped_config(), store=each_backend)
+    server.enqueue(route="/webhooks/stripe")
+    _, answer, _ = server.call("POST", "/stripe/dequeue", {}, token="billing-token")
+    lease = answer["items"][0]["lease_id"]
+
+    foreign = server.call("POST", "/github/ack", {"lease_id": lease})[0]
+    own = server.call("POST", "/stripe/ack", {"lease_id": lease}, token="billing-token")[0]
+
+    assert (foreign, own) == (409, 204)
+
+
+def test_two_waiting_workers_never_get_the_same_webhook(serve):
+    server = serve()
+    answers = []
+
+    def worker():
+        answers.append(server.call("POST", "/github/dequeue", {"max_wait": "1s"})[1])
+
+    workers = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in workers:
+        thread.start()
+    time.sleep(0.2)
+    server.enqueue()
+    for thread in workers:
+        thread.join(timeout=5)
+
+    leased = [item for answer in answers for item in answer["items"]]
+    assert len(leased) == 1
