@@ -27,6 +27,9 @@ from hookaido.server.listeners import STOP_GRACE, Mount, PrefixRouter, make_serv
 
 WATCH_INTERVAL = 0.2
 PULL_THREADS = 32
+# Store calls release the GIL and must win it back after every SQLite step; with Python's
+# default 5 ms switch interval a busy ingress makes each step of a commit wait that long.
+GIL_SWITCH_INTERVAL = 0.001
 
 
 class StartupError(HookaidoError):
@@ -455,9 +458,16 @@ class Server:
     def serve_forever(self) -> None:
         while not self.stopping.wait(WATCH_INTERVAL):
             while self.reload_requests:
-                self.reload(self.reload_requests.pop(0))
+                self._reload_safely(self.reload_requests.pop(0))
             if self.options.watch:
                 self._poll_watch()
+
+    def _reload_safely(self, trigger: str) -> None:
+        """A reload that fails in an unforeseen way is a failed reload, never a dead process."""
+        try:
+            self.reload(trigger)
+        except Exception as exc:
+            event("config_reload_failed", level="error", trigger=trigger, error=repr(exc))
 
     def _config_signature(self):
         try:
@@ -478,7 +488,7 @@ class Server:
             signature = again
         self._watch_signature = signature
         if not self.stopping.is_set():
-            self.reload("watch")
+            self._reload_safely("watch")
 
     # reload ----------------------------------------------------------------------------
 
@@ -569,6 +579,7 @@ def _install_signals(server: Server) -> None:
 def run(options: RunOptions) -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
     log.configure(options.log_level)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     server = Server(options)
     _install_signals(server)
     try:
