@@ -479,6 +479,8 @@ def _query_lease_ttl(text: str | None, settings) -> timedelta:
 
 
 def _client_gone(req) -> bool:
+    # Limitation: only waitress reports a departed client; on a TLS listener a long-poll whose
+    # client left can still lease an arriving webhook, whose lease then simply expires.
     probe = req.env.get("waitress.client_disconnected")
     return bool(probe and probe())
 
