@@ -8,7 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from hookaido.observability.log import event
 from hookaido.queue.backend import BackendSettings, QueueBackend
@@ -19,6 +19,13 @@ MAX_DEQUEUE_BATCH = 100
 # Waiters re-check at least this often, so a clock that jumps (or a lease that expires
 # without any store activity) is noticed without a notification.
 WAIT_RECHECK_SECONDS = 1.0
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 class SettledLeases:

@@ -1,6 +1,6 @@
 """Contract: storing envelopes, duplicate ids, and ``queue_limits`` (reject, drop_oldest)."""
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -151,3 +151,15 @@ def test_unlimited_depth_when_max_depth_is_zero(make_backend, envelope):
     backend.enqueue([envelope() for _ in range(250)])
 
     assert backend.stats().by_state["queued"] == 250
+
+
+def test_times_come_back_in_utc_whatever_offset_they_were_given_in(backend, envelope, clock):
+    berlin = timezone(timedelta(hours=1))
+    received = clock().astimezone(berlin)
+
+    backend.enqueue([envelope("evt_1", received_at=received, next_run_at=received)])
+
+    stored = backend.get("evt_1")
+    assert stored.received_at == clock()
+    assert stored.received_at.utcoffset() == timedelta(0)
+    assert stored.next_run_at.utcoffset() == timedelta(0)

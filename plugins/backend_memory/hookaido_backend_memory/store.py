@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from hookaido.queue.backend import AttemptFilter, BackendSettings, MessageFilter
-from hookaido.queue.base import BackendBase
+from hookaido.queue.base import BackendBase, as_utc
 from hookaido.queue.errors import LeaseConflict, MemoryPressure, MessageExists, QueueFull
 from hookaido.queue.model import (
     STATES,
@@ -189,6 +189,8 @@ class MemoryBackend(BackendBase):
         return max(self.settings.max_depth, RETAINED_ITEMS_FLOOR)
 
     def _insert(self, envelope: Envelope) -> None:
+        envelope.received_at = as_utc(envelope.received_at)
+        envelope.next_run_at = as_utc(envelope.next_run_at)
         envelope.state = "queued"
         envelope.lease_id = ""
         envelope.lease_until = None
@@ -476,7 +478,8 @@ class MemoryBackend(BackendBase):
 
     def record_attempt(self, attempt: Attempt) -> None:
         with self._lock:
-            bisect.insort(self._attempts, replace(attempt), key=_attempt_order)
+            stored = replace(attempt, created_at=as_utc(attempt.created_at))
+            bisect.insort(self._attempts, stored, key=_attempt_order)
             max_rows = self.settings.retention.attempts_max_rows
             if max_rows is not None and len(self._attempts) > max_rows:
                 del self._attempts[: len(self._attempts) - max_rows]
