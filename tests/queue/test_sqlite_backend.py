@@ -199,3 +199,22 @@ def test_closed_store_reports_unavailable(path):
 
     with pytest.raises(StoreUnavailable):
         backend.enqueue([envelope("evt_1")])
+
+
+def test_a_writer_waits_a_bounded_time_for_the_store(path, monkeypatch):
+    from hookaido_backend_sqlite import store
+
+    from hookaido.queue import StoreUnavailable
+
+    monkeypatch.setattr(store, "WRITE_WAIT_SECONDS", 0.1)
+    backend = open_backend(path)
+    backend._write_lock.acquire()  # another writer that does not finish
+    try:
+        with pytest.raises(StoreUnavailable) as refused:
+            backend.enqueue([envelope("evt_1")])
+    finally:
+        backend._write_lock.release()
+
+    assert "busy" in str(refused.value)
+    backend.enqueue([envelope("evt_1")])
+    backend.close()

@@ -32,6 +32,7 @@ from hookaido_backend_sqlite.schema import migrate
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
 CHECKPOINT_SECONDS = 30.0
+WRITE_WAIT_SECONDS = 5.0  # the same patience as the busy timeout
 
 ITEM_COLUMNS = (
     "id, route, target, state, received_at, attempt, next_run_at, payload, headers, trace,"
@@ -240,8 +241,13 @@ class SQLiteBackend(BackendBase):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction on the write connection; rolled back on error."""
-        with self._write_lock:
+        """One ``BEGIN IMMEDIATE`` transaction on the write connection; rolled back on error.
+
+        Waiting for the connection is bounded like SQLite's own busy timeout.
+        """
+        if not self._write_lock.acquire(timeout=WRITE_WAIT_SECONDS):
+            raise StoreUnavailable(f"{self.path}: store busy for {WRITE_WAIT_SECONDS:g}s")
+        try:
             conn = self._writer
             if conn is None:
                 raise StoreUnavailable(f"{self.path}: store is closed")
@@ -255,6 +261,8 @@ class SQLiteBackend(BackendBase):
                 raise
             if time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
                 self._checkpoint(conn)
+        finally:
+            self._write_lock.release()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         """Copy committed WAL pages into the main file without waiting for readers."""
