@@ -18,7 +18,7 @@ from hookaido.observability.log import event
 
 STOP_GRACE = 5.0
 DEFAULT_THREADS = 16
-MAX_REQUEST_BODY = 64 * 1024 * 1024
+MAX_REQUEST_BODY = 64 * 1024 * 1024  # used when the caller does not size it from the config
 
 
 class ListenError(HookaidoError):
@@ -116,10 +116,13 @@ class Listener:
     lets in-flight requests finish for up to ``timeout`` seconds, then closes every connection.
     """
 
-    def __init__(self, app, listen: str, threads: int = DEFAULT_THREADS):
+    def __init__(
+        self, app, listen: str, threads: int = DEFAULT_THREADS, max_body: int = MAX_REQUEST_BODY
+    ):
         self.app = app
         self.listen = listen
         self.threads = threads
+        self.max_body = max_body
         self.server = None
         self._thread: threading.Thread | None = None
         self.address: tuple[str, int] | None = None
@@ -135,7 +138,7 @@ class Listener:
                 threads=self.threads,
                 ident="hookaido",
                 channel_timeout=120,
-                max_request_body_size=MAX_REQUEST_BODY,
+                max_request_body_size=self.max_body,
                 clear_untrusted_proxy_headers=False,
                 expose_tracebacks=False,
                 # lets a long-poll notice a client that hung up (waitress.client_disconnected)
@@ -193,14 +196,22 @@ class Listener:
         return any(channel.requests for channel in list(server.active_channels.values()))
 
 
-def make_server(app, listen: str, tls=None, threads: int = DEFAULT_THREADS, name: str = ""):
+def make_server(
+    app,
+    listen: str,
+    tls=None,
+    threads: int = DEFAULT_THREADS,
+    name: str = "",
+    max_body: int = MAX_REQUEST_BODY,
+):
     """A listener for ``app`` on ``listen``: plain waitress, or TLS when ``tls`` is given.
 
     The result has ``start()`` (binds; raises ``ListenError`` or ``OSError``) and
-    ``stop(timeout)``. Nothing listens before ``start()``.
+    ``stop(timeout)``. Nothing listens before ``start()``. ``max_body`` is the largest
+    request body the HTTP server reads at all; the apps apply their own, smaller limits.
     """
     if tls is None:
-        return Listener(app, listen, threads)
+        return Listener(app, listen, threads, max_body)
     from hookaido.server.tls import make_tls_server
 
     host, port = parse_listen(listen)

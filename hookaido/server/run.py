@@ -30,6 +30,7 @@ PULL_THREADS = 32
 # Store calls release the GIL and must win it back after every SQLite step; with Python's
 # default 5 ms switch interval a busy ingress makes each step of a commit wait that long.
 GIL_SWITCH_INTERVAL = 0.001
+BODY_CAP_FLOOR = 8 * 1024 * 1024
 
 
 class StartupError(HookaidoError):
@@ -285,7 +286,9 @@ def start_listeners(runtime: Runtime) -> list[tuple[object, list[Component]]]:
             threads = PULL_THREADS if any(c.name == "pull_api" for c in group) else 16
             name = "+".join(c.name for c in group)
             app = wrap_access_log(_group_app(group), group[0].name, observability.access_log)
-            server = make_server(app, listen, tls, threads=threads, name=name)
+            server = make_server(
+                app, listen, tls, threads=threads, name=name, max_body=body_cap(runtime.config)
+            )
             server.start()
             started.append((server, group))
         metrics = start_metrics_server(runtime, observability.metrics)
@@ -310,6 +313,15 @@ def check_listener_tls(groups) -> None:
             except ConfigError as exc:
                 problems = [f"{component.name}: {problem}" for problem in exc.problems]
                 raise StartupError("compile_config_failed", ["config invalid:", *problems]) from exc
+
+
+def body_cap(config: Config) -> int:
+    """What the HTTP server reads at most: every configured ``max_body`` fits, with slack so
+    the apps (not the server) answer an oversized body with their JSON ``413``."""
+    # Limitation: a reload that raises a route's max_body above this cap makes the HTTP
+    # server refuse the larger bodies itself, with a plain-text 413, until a restart.
+    largest = max([config.defaults.max_body, *(route.max_body for route in config.routes)])
+    return max(BODY_CAP_FLOOR, 2 * largest)
 
 
 def _metrics_component(metrics) -> Component:

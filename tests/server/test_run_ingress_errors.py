@@ -97,3 +97,9 @@ def test_odd_requests_never_get_a_500(server, http, method, path, body, headers)
     reply = http(method, server + path, body=body, headers=headers)
 
     assert reply.status < 500 or reply.status == 503
+
+
+def test_a_body_far_beyond_every_limit_is_refused_without_reading_it(server, http):
+    reply = http("POST", server + "/small", body=b"x" * (20 * 1024 * 1024))
+
+    assert reply.status == 413

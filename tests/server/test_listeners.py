@@ -1,0 +1,113 @@
+"""Listeners: listen-address parsing, the shared-socket prefix router and graceful stop."""
+
+import threading
+import time
+
+import pytest
+
+from hookaido.server.listeners import (
+    Listener,
+    ListenError,
+    Mount,
+    PrefixRouter,
+    make_server,
+    parse_listen,
+)
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        (":9443", ("", 9443)),
+        ("[::1]:2019", ("::1", 2019)),
+        ("localhost:1", ("localhost", 1)),
+    ],
+)
+def test_listen_strings_parse_to_host_and_port(listen, address):
+    assert parse_listen(listen) == address
+
+
+@pytest.mark.parametrize("listen", ["8080", "127.0.0.1:http", "[::1]8080", "host:70000"])
+def test_bad_listen_strings_are_refused_with_the_address(listen):
+    with pytest.raises(ListenError, match=listen.replace("[", r"\[")):
+        parse_listen(listen)
+
+
+def answering(name):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        text = f"{name} {environ['SCRIPT_NAME']} {environ['PATH_INFO']} "
+        return [(text + environ.get("hookaido.component", "")).encode()]
+
+    return app
+
+
+def route(router, path):
+    environ = {"PATH_INFO": path, "SCRIPT_NAME": ""}
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"] = status
+
+    body = b"".join(router(environ, start_response)).decode()
+    return seen["status"], body
+
+
+def test_router_strips_the_prefix_on_segment_boundaries():
+    router = PrefixRouter(
+        [
+            Mount("/pull", answering("pull"), "pull_api"),
+            Mount("/admin", answering("a"), "admin_api"),
+        ],
+        answering("ingress"),
+    )
+
+    assert route(router, "/pull/github/dequeue") == (
+        "200 OK",
+        "pull /pull /github/dequeue pull_api",
+    )
+    assert route(router, "/pull") == ("200 OK", "pull /pull / pull_api")
+    assert route(router, "/admin/healthz") == ("200 OK", "a /admin /healthz admin_api")
+    assert route(router, "/pullx/a") == ("200 OK", "ingress  /pullx/a ingress")
+    assert route(router, "/webhooks/a") == ("200 OK", "ingress  /webhooks/a ingress")
+
+
+def test_router_without_ingress_answers_bare_404_outside_its_prefixes():
+    router = PrefixRouter([Mount("/pull", answering("pull"), "pull_api")])
+
+    assert route(router, "/webhooks/a") == ("404 Not Found", "")
+    assert route(router, "/") == ("404 Not Found", "")
+
+
+def test_stop_lets_a_request_in_flight_finish_and_refuses_new_connections(http):
+    def slow(environ, start_response):
+        time.sleep(0.5)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"finished"]
+
+    listener = make_server(slow, "127.0.0.1:0")
+    listener.start()
+    url = f"http://127.0.0.1:{listener.address[1]}/"
+    replies = []
+    in_flight = threading.Thread(target=lambda: replies.append(http("GET", url)))
+    in_flight.start()
+    time.sleep(0.2)
+
+    listener.stop(timeout=5)
+    in_flight.join(timeout=5)
+
+    assert replies[0].body == b"finished"
+    with pytest.raises(Exception, match="(?i)refused|failed to establish"):
+        http("GET", url, timeout=1)
+
+
+def test_a_taken_port_is_a_listen_error_naming_the_address():
+    first = Listener(answering("a"), "127.0.0.1:0")
+    first.start()
+    taken = f"127.0.0.1:{first.address[1]}"
+    try:
+        with pytest.raises(ListenError, match=taken):
+            Listener(answering("b"), taken).start()
+    finally:
+        first.stop(timeout=1)
