@@ -218,3 +218,29 @@ def test_a_writer_waits_a_bounded_time_for_the_store(path, monkeypatch):
     assert "busy" in str(refused.value)
     backend.enqueue([envelope("evt_1")])
     backend.close()
+
+
+def test_an_older_file_is_migrated_forward_keeping_its_data(path, monkeypatch):
+    from hookaido_backend_sqlite import schema
+
+    backend = open_backend(path)
+    backend.enqueue([envelope("evt_1")])
+    backend.close()
+
+    def add_priority(db):
+        db["queue_items"].add_column("priority", int)
+
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, add_priority))
+    monkeypatch.setattr(schema, "LATEST_VERSION", len(schema.MIGRATIONS))
+    open_backend(path).close()
+
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("SELECT version FROM schema_migrations").fetchall()
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(queue_items)")]
+        stored = conn.execute("SELECT id FROM queue_items").fetchall()
+    finally:
+        conn.close()
+    assert version == [(LATEST_VERSION + 1,)]
+    assert "priority" in columns
+    assert stored == [("evt_1",)]
