@@ -123,6 +123,10 @@ class IngressResource:
                 verdict.on_refused()
             self._refuse(resp, refusal)
             return
+        except Exception:
+            if verdict is not None and verdict.on_refused is not None:
+                verdict.on_refused()
+            raise
 
         if verdict is not None and verdict.on_enqueued is not None:
             verdict.on_enqueued()

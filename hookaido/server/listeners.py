@@ -137,6 +137,8 @@ class Listener:
                 port=port,
                 threads=self.threads,
                 ident="hookaido",
+                # Limitation: waitress has no separate read-header timeout; a connection that
+                # sends nothing (headers included) is closed after this 120 s idle timeout.
                 channel_timeout=120,
                 max_request_body_size=self.max_body,
                 clear_untrusted_proxy_headers=False,

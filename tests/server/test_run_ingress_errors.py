@@ -1,6 +1,9 @@
 """Every ingress error row answered by a real ``hookaido run`` over HTTP, with its JSON code."""
 
 import base64
+import hashlib
+import hmac
+import time
 
 import pytest
 
@@ -11,7 +14,7 @@ pull_api {{
   listen 127.0.0.1:{pull}
   auth token raw:worker
 }}
-queue_limits {{ max_depth 4 }}
+queue_limits {{ max_depth 6 }}
 
 /limited {{
   rate_limit {{ rps 0.01; burst 1 }}
@@ -25,6 +28,17 @@ queue_limits {{ max_depth 4 }}
 /basic {{
   auth basic hook-user hook-pass
   pull {{ path /basic }}
+}}
+/github {{
+  auth hmac {{
+    provider github
+    secret raw:s3cr3t
+  }}
+  pull {{ path /github }}
+}}
+/signed {{
+  auth hmac raw:s3cr3t
+  pull {{ path /signed }}
 }}
 /put-only {{
   match {{ method PUT }}
@@ -46,7 +60,18 @@ def basic(user, password):
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
+GITHUB_VECTOR = "sha256=608b0c406f3dda19702d71a048483b8c331283106d80a208e3cf43dbde505286"
+
+
+def signed(path: str, body: bytes, nonce: str) -> dict:
+    timestamp = str(int(time.time()))
+    text = f"{timestamp}\nPOST\n{path}\n{hashlib.sha256(body).hexdigest()}"
+    signature = hmac.new(b"s3cr3t", text.encode(), hashlib.sha256).hexdigest()
+    return {"X-Timestamp": timestamp, "X-Nonce": nonce, "X-Signature": signature}
+
+
 def test_error_rows_in_order_until_the_queue_is_full(server, http):
+    once = signed("/signed", b"{}", "nonce-1")
     rows = [
         (("POST", "/nowhere", b"{}", {}), 404, "not_found"),
         (("POST", "/limitedx", b"{}", {}), 404, "not_found"),
@@ -61,6 +86,10 @@ def test_error_rows_in_order_until_the_queue_is_full(server, http):
         (("POST", "/small", b"{}", {}), 202, None),
         (("POST", "/basic", b"{}", basic("hook-user", "hook-pass")), 202, None),
         (("PUT", "/put-only", b"{}", {}), 202, None),
+        (("POST", "/github", b"{}", {"X-Hub-Signature-256": "sha256=00"}), 401, "unauthorized"),
+        (("POST", "/github", b"{}", {"X-Hub-Signature-256": GITHUB_VECTOR}), 202, None),
+        (("POST", "/signed", b"{}", once), 202, None),
+        (("POST", "/signed", b"{}", once), 401, "unauthorized"),
         (("POST", "/small", b"{}", {}), 503, "queue_full"),
     ]
 
