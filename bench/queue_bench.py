@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +20,7 @@ from hookaido.queue import BackendSettings, Envelope, Retention, new_event_id
 from hookaido.queue.backend import utc_now
 
 LEASE_TTL = timedelta(minutes=5)
+THREADS = 8
 PAYLOAD = b'{"action":"push","ref":"refs/heads/main","size":' + b"7" * 400 + b"}"
 HEADERS = {"Content-Type": "application/json", "X-Github-Event": "push"}
 TRACE = {"remote_addr": "127.0.0.1:40000", "path": "/bench"}
@@ -76,6 +78,24 @@ def reference_inserts(folder: str, batch: int, operations: int, seconds: float) 
     return done / elapsed
 
 
+def concurrent_enqueues(backend, operations: int, seconds: float) -> float:
+    """Single-envelope enqueues from several threads at once, as waitress issues them."""
+    done = [0] * THREADS
+    started = time.perf_counter()
+
+    def send(slot: int) -> None:
+        while done[slot] * THREADS < operations and time.perf_counter() - started < seconds:
+            backend.enqueue([envelope()])
+            done[slot] += 1
+
+    threads = [threading.Thread(target=send, args=(slot,)) for slot in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 30)
+    return sum(done) / (time.perf_counter() - started)
+
+
 def backend_cases(name, folder, operations, backlog, seconds) -> dict[str, float]:
     factory = registry().get("backend", name).factory
     results: dict[str, float] = {}
@@ -99,6 +119,10 @@ def backend_cases(name, folder, operations, backlog, seconds) -> dict[str, float
         )
         results[f"enqueue batch {batch}"] = done / elapsed
         backend.close()
+
+    backend = fresh("enqueue-threads")
+    results[f"enqueue 1 x {THREADS} threads"] = concurrent_enqueues(backend, operations, seconds)
+    backend.close()
 
     for batch in (1, 100):
         backend = fresh(f"lease-{batch}")
@@ -147,7 +171,7 @@ def main(argv=None) -> int:
         print(f"{'backend':<8} {'case':<22} {'ops/s':>10} {'x reference':>12}")
         for name, cases in results.items():
             for case, rate in cases.items():
-                ratio = rate / reference[100 if case.endswith("100") else 1]
+                ratio = rate / reference[100 if case.endswith(" 100") else 1]
                 print(f"{name:<8} {case:<22} {rate:>10.0f} {ratio:>12.2f}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,6 @@
 """Contract: storing envelopes, duplicate ids, and ``queue_limits`` (reject, drop_oldest)."""
 
+import threading
 from datetime import timedelta, timezone
 
 import pytest
@@ -163,3 +164,34 @@ def test_times_come_back_in_utc_whatever_offset_they_were_given_in(backend, enve
     assert stored.received_at == clock()
     assert stored.received_at.utcoffset() == timedelta(0)
     assert stored.next_run_at.utcoffset() == timedelta(0)
+
+
+def test_concurrent_enqueues_each_get_their_own_answer(make_backend, envelope):
+    backend = make_backend(max_depth=100, drop_policy="reject")
+    answers: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def send(worker: int) -> None:
+        for n in range(20):
+            message_id = "evt_shared" if n == 10 else f"evt_{worker}_{n}"
+            try:
+                backend.enqueue([envelope(message_id)])
+                answer = "stored"
+            except MessageExists:
+                answer = "exists"
+            except QueueFull:
+                answer = "full"
+            with lock:
+                answers.append((message_id, answer))
+
+    threads = [threading.Thread(target=send, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    stored = {message_id for message_id, answer in answers if answer == "stored"}
+    assert len(answers) == 160
+    assert len(stored) == sum(1 for _, answer in answers if answer == "stored") == 100
+    assert stored == set(ids_in(backend))
+    assert {message_id for message_id, answer in answers if answer == "exists"} <= {"evt_shared"}

@@ -17,7 +17,13 @@ from datetime import UTC, datetime, timedelta
 from hookaido.observability.log import event
 from hookaido.queue.backend import AttemptFilter, BackendSettings, MessageFilter
 from hookaido.queue.base import BackendBase
-from hookaido.queue.errors import LeaseConflict, MessageExists, QueueFull, StoreUnavailable
+from hookaido.queue.errors import (
+    LeaseConflict,
+    MessageExists,
+    QueueError,
+    QueueFull,
+    StoreUnavailable,
+)
 from hookaido.queue.model import (
     STATES,
     Attempt,
@@ -122,6 +128,18 @@ def _store_errors(method):
     return guarded
 
 
+class _PendingEnqueue:
+    """One ``enqueue`` call waiting to be part of the next group commit."""
+
+    __slots__ = ("batch", "rows", "error", "finished")
+
+    def __init__(self, batch: list[Envelope], rows: list[tuple]):
+        self.batch = batch
+        self.rows = rows
+        self.error: Exception | None = None
+        self.finished = threading.Event()
+
+
 class SQLiteBackend(BackendBase):
     """Envelopes and delivery attempts in the tables of ``schema.py``."""
 
@@ -194,6 +212,8 @@ class SQLiteBackend(BackendBase):
         self._connections_lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self._closed = False
+        self._pending: list[_PendingEnqueue] = []
+        self._pending_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -288,17 +308,90 @@ class SQLiteBackend(BackendBase):
             if envelope.id in seen:
                 raise MessageExists(envelope.id)
             seen.add(envelope.id)
-        rows = [self._item_row(envelope) for envelope in batch]
+        request = _PendingEnqueue(batch, [self._item_row(envelope) for envelope in batch])
         self._maybe_prune()
 
-        with self._transaction() as conn:
-            taken = self._first_existing(conn, batch)
+        with self._pending_lock:
+            self._pending.append(request)
+        if self._write_lock.acquire(timeout=WRITE_WAIT_SECONDS):
+            try:
+                if not request.finished.is_set():
+                    self._commit_pending()
+            finally:
+                self._write_lock.release()
+        else:
+            self._give_up_or_wait(request)
+
+        if request.error is not None:
+            raise request.error
+        self._notify_ready((envelope.route, envelope.target) for envelope in batch)
+
+    def _give_up_or_wait(self, request: "_PendingEnqueue") -> None:
+        """After a timed-out wait for the lock: withdraw the request, or, when a committing
+        writer has already taken it, wait for that commit to finish."""
+        with self._pending_lock:
+            if any(pending is request for pending in self._pending):
+                self._pending.remove(request)
+                raise StoreUnavailable(f"{self.path}: store busy for {WRITE_WAIT_SECONDS:g}s")
+        if not request.finished.wait(timeout=6 * WRITE_WAIT_SECONDS):
+            raise StoreUnavailable(f"{self.path}: commit did not finish")
+
+    def _commit_pending(self) -> None:
+        """Group commit: store every waiting enqueue in one transaction, one fsync.
+
+        Called with the write lock held. Each request runs in its own savepoint, so a
+        duplicate id or a full queue fails that request alone; nobody hears success before
+        the shared COMMIT has returned.
+        """
+        with self._pending_lock:
+            group, self._pending = self._pending, []
+        conn = self._writer
+        failure: QueueError = StoreUnavailable(f"{self.path}: store is closed")
+        committed = False
+        try:
+            if conn is not None:
+                conn.execute("BEGIN IMMEDIATE")
+                for request in group:
+                    self._apply_in_savepoint(conn, request)
+                conn.execute("COMMIT")
+                committed = True
+        except QueueError as exc:
+            failure = exc
+        except sqlite3.Error as exc:
+            failure = StoreUnavailable(f"{self.path}: {exc}")
+        finally:
+            if not committed:
+                self._roll_back(conn)
+                for request in group:
+                    request.error = request.error or failure
+            for request in group:
+                request.finished.set()
+        if conn is not None and time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
+            self._checkpoint(conn)
+
+    @staticmethod
+    def _roll_back(conn: sqlite3.Connection | None) -> None:
+        try:
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection already abandoned the transaction
+
+    def _apply_in_savepoint(self, conn: sqlite3.Connection, request: "_PendingEnqueue") -> None:
+        conn.execute("SAVEPOINT enqueue")
+        try:
+            taken = self._first_existing(conn, request.batch)
             if taken is not None:
                 raise MessageExists(taken)
-            self._make_room(conn, len(batch))
-            conn.executemany(self.INSERT_ITEM, rows)
-
-        self._notify_ready((envelope.route, envelope.target) for envelope in batch)
+            self._make_room(conn, len(request.batch))
+            conn.executemany(self.INSERT_ITEM, request.rows)
+        except QueueError as exc:
+            conn.execute("ROLLBACK TO enqueue")
+            request.error = exc
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO enqueue")
+            request.error = MessageExists(self._first_existing(conn, request.batch) or "")
+        conn.execute("RELEASE enqueue")
 
     @staticmethod
     def _item_row(envelope: Envelope) -> tuple:
