@@ -27,9 +27,6 @@ from hookaido.server.listeners import STOP_GRACE, Mount, PrefixRouter, make_serv
 
 WATCH_INTERVAL = 0.2
 PULL_THREADS = 32
-# Store calls release the GIL and must win it back after every SQLite step; with Python's
-# default 5 ms switch interval a busy ingress makes each step of a commit wait that long.
-GIL_SWITCH_INTERVAL = 0.001
 BODY_CAP_FLOOR = 8 * 1024 * 1024
 
 
@@ -591,7 +588,6 @@ def _install_signals(server: Server) -> None:
 def run(options: RunOptions) -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
     log.configure(options.log_level)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     server = Server(options)
     _install_signals(server)
     try:
