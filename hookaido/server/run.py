@@ -155,7 +155,13 @@ def open_backend(config: Config, db_path: str, registry):
             [f"queue backend {config.backend!r} is not installed (installed: {installed})"],
         )
     if config.backend != "memory":
-        Path(db_path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(db_path).expanduser().resolve().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(
+                "open_queue_failed", [f"--db {db_path}: cannot create {folder}: {exc.strerror}"]
+            ) from exc
     settings = BackendSettings(
         db_path=db_path,
         max_depth=config.queue_limits.max_depth,
@@ -460,7 +466,12 @@ class Server:
             level = "off"
         elif config.observability.runtime_log_configured:
             level = runtime_log.level
-        log.configure(level, runtime_log.output, runtime_log.path)
+        try:
+            log.configure(level, runtime_log.output, runtime_log.path)
+        except (OSError, ValueError) as exc:
+            raise StartupError(
+                "start_runtime_log_failed", [f"runtime log {runtime_log.path}: {exc}"]
+            ) from exc
 
     # the main loop ---------------------------------------------------------------------
 
