@@ -40,13 +40,15 @@ def _create_base_tables(db: sqlite_utils.Database) -> None:
         },
     )
     items = db["queue_items"]
-    # Dequeue: ready items of one route/target, oldest next_run_at then received_at first.
-    # For leased items next_run_at equals the lease deadline, so it also finds expiries.
+    # Dequeue: ready items of one route/target, oldest next_run_at then received_at first
+    # (id settles exact ties). For leased items next_run_at equals the lease deadline, so the
+    # same index finds upcoming expiries.
     items.create_index(
-        ["route", "target", "state", "next_run_at", "received_at"], index_name="queue_items_ready"
+        ["route", "target", "state", "next_run_at", "received_at", "id"],
+        index_name="queue_items_ready",
     )
     # Depth counts, drop_oldest, retention, oldest-queued stats.
-    items.create_index(["state", "received_at"], index_name="queue_items_state_received")
+    items.create_index(["state", "received_at", "id"], index_name="queue_items_state_received")
     # The expiry sweep and the earliest-next-run stat.
     items.create_index(["state", "next_run_at"], index_name="queue_items_state_next_run")
     items.create_index(["lease_id"], index_name="queue_items_lease", unique=True)

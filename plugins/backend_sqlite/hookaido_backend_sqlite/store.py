@@ -149,7 +149,7 @@ class SQLiteBackend(BackendBase):
     SELECT_READY = (
         f"SELECT {ITEM_COLUMNS} FROM queue_items"
         " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?"
-        " ORDER BY next_run_at, received_at LIMIT ?"
+        " ORDER BY next_run_at, received_at, id LIMIT ?"
     )
     LEASE_ITEM = (
         "UPDATE queue_items SET state = 'leased', lease_id = ?, lease_until = ?,"
