@@ -125,8 +125,8 @@ class QueueBackend(abc.ABC):
 
         Every expired lease (any route) is first swept back to ``queued`` with
         ``next_run_at = now`` and ``attempt`` unchanged. Ready means ``queued`` with
-        ``next_run_at <= now``; oldest first means ``next_run_at`` then ``received_at``
-        ascending. Returned envelopes are ``leased`` with a new ``lease_id``, ``lease_until
+        ``next_run_at <= now``; oldest first means ``next_run_at``, then ``received_at``, then
+        ``id`` ascending. Returned envelopes are ``leased`` with a new ``lease_id``, ``lease_until
         = next_run_at = now + lease_ttl`` and ``attempt`` incremented. Never blocks; an empty
         list means nothing is ready. Two concurrent calls never lease the same envelope.
         """
