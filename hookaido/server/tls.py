@@ -4,8 +4,11 @@ Certificate, key and client CA are checked before anything listens; a problem is
 ``ConfigError`` naming the file. This module never binds to an address it was not given.
 """
 
+import select
+import socket
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from cheroot import wsgi
@@ -164,12 +167,74 @@ def build_context(tls: TLSConfig) -> SSL.Context:
     return context
 
 
+class _TLSConnection(SSL.Connection):
+    """A server-side TLS connection that behaves like a socket with a timeout.
+
+    The accepted socket has a timeout, so it is non-blocking underneath and OpenSSL reports
+    "want read/write" whenever a record is incomplete, e.g. a request body arriving after its
+    headers. cheroot retries that only for some calls; here every read and write waits for
+    the socket instead (until the socket's timeout), so a slow client is never a 500.
+    """
+
+    def __init__(self, context: SSL.Context, sock: socket.socket):
+        super().__init__(context, sock)
+        self.set_accept_state()
+
+    def _patiently(self, call, *args):
+        timeout = self.gettimeout()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return call(*args)
+            except SSL.WantReadError:
+                readable, writable = [self], []
+            except SSL.WantWriteError:
+                readable, writable = [], [self]
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError("TLS peer too slow")
+            select.select(readable, writable, [], remaining)
+
+    def do_handshake(self) -> None:
+        self._patiently(super().do_handshake)
+
+    def recv(self, bufsiz, flags=None):
+        return self._patiently(super().recv, bufsiz)
+
+    read = recv
+
+    def recv_into(self, buffer, nbytes=None, flags=None):
+        return self._patiently(super().recv_into, buffer, nbytes)
+
+    def send(self, buf, flags=0):
+        return self._patiently(super().send, buf)
+
+    write = send
+
+    def sendall(self, buf, flags=0):
+        # Partial writes are enabled on every pyOpenSSL context, so a write that had to wait
+        # is resumed from the first unsent byte, never repeated.
+        view = memoryview(buf).cast("B")
+        sent = 0
+        while sent < len(view):
+            sent += self.send(view[sent : sent + 16384])
+        return sent
+
+
 class _ContextAdapter(pyOpenSSLAdapter):
-    """cheroot's pyOpenSSL adapter, fed a ready context instead of file names."""
+    """cheroot's pyOpenSSL adapter, fed a ready context and wrapping each accepted socket."""
 
     def __init__(self, context: SSL.Context):
         super().__init__(certificate=None, private_key=None)
         self.context = context
+        self._environ = self.get_environ()
+
+    def bind(self, sock):
+        # The listening socket stays a plain socket; ``wrap`` handles each connection.
+        return sock
+
+    def wrap(self, sock):
+        return _TLSConnection(self.context, sock), self._environ.copy()
 
 
 class _Gateway(wsgi.Gateway_10):

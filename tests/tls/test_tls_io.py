@@ -1,0 +1,92 @@
+"""Bodies over a TLS listener arrive whole however the client paces them, and large
+responses reach a slow reader intact."""
+
+import hashlib
+import socket
+import ssl
+import time
+
+
+def echo_digest(environ, start_response):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length)
+    answer = f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+    start_response("200 OK", [("Content-Length", str(len(answer)))])
+    return [answer]
+
+
+def big_download(environ, start_response):
+    chunk = bytes(range(256)) * 256  # 64 KiB
+    start_response("200 OK", [("Content-Length", str(len(chunk) * 128))])
+    return [chunk] * 128
+
+
+def tls_socket(port: int, certs) -> ssl.SSLSocket:
+    context = ssl.create_default_context()
+    certs.ca.configure_trust(context)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def read_response(stream: ssl.SSLSocket) -> tuple[bytes, bytes]:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += stream.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        .split(b":")[1]
+        .strip()
+    )
+    while len(body) < length:
+        chunk = stream.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return head, body
+
+
+def test_a_body_sent_after_a_pause_is_read_whole(tls_listener, certs):
+    server = tls_listener("none", app=echo_digest, client_ca=False)
+    body = b'{"event":"push"}'
+    stream = tls_socket(server.port, certs)
+
+    stream.sendall(
+        b"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    time.sleep(0.3)
+    stream.sendall(body)
+    head, answer = read_response(stream)
+    stream.close()
+
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert answer == f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+
+
+def test_a_large_body_in_many_records_is_read_whole(tls_listener, certs):
+    server = tls_listener("none", app=echo_digest, client_ca=False)
+    body = bytes(range(256)) * 4096  # 1 MiB
+    stream = tls_socket(server.port, certs)
+
+    stream.sendall(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(body))
+    for start in range(0, len(body), 100_000):
+        stream.sendall(body[start : start + 100_000])
+        time.sleep(0.01)
+    head, answer = read_response(stream)
+    stream.close()
+
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert answer == f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+
+
+def test_a_slow_reader_gets_a_large_response_intact(tls_listener, certs):
+    server = tls_listener("none", app=big_download, client_ca=False)
+    stream = tls_socket(server.port, certs)
+
+    stream.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    time.sleep(0.5)  # 8 MiB overflow the socket buffers: the server has to wait for the reader
+    head, body = read_response(stream)
+    stream.close()
+
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert body == (bytes(range(256)) * 256) * 128
