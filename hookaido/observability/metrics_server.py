@@ -150,9 +150,7 @@ def make_metrics_app(metrics, prefix: str = "/metrics"):
         requested = environ.get("PATH_INFO", "") or "/"
         if requested != path and requested.rstrip("/") != path:
             return _not_found(start_response, b"not found\n")
-        if environ.get("REQUEST_METHOD") == "HEAD":
-            # The server sends no body for HEAD; the headers are those of a GET.
-            environ = dict(environ, REQUEST_METHOD="GET")
+        # prometheus-client answers GET and OPTIONS, and 405 to every other method.
         return exposition(environ, start_response)
 
     return metrics_app

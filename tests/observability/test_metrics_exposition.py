@@ -283,3 +283,12 @@ def test_queue_gauges_from_a_real_backend(backend_name, scrape, tmp_path):
         assert values[memory_items] == 2
     else:
         assert memory_items not in values
+
+
+def test_only_get_reads_the_metrics(serve, fetch):
+    base = serve(make_metrics_app(Metrics()))
+
+    status, headers, _ = fetch("POST", base + "/metrics", body=b"")
+
+    assert status == 405
+    assert "GET" in headers["Allow"]
