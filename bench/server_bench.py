@@ -140,7 +140,7 @@ def wrk(url: str, script: Path, seconds: int, connections: int, args=()) -> tupl
     return parse_wrk(output), time.monotonic() - started
 
 
-def hookaidofile(ports: dict) -> str:
+def hookaidofile(ports: dict, backend: str = "sqlite") -> str:
     return f"""
 ingress {{
   listen 127.0.0.1:{ports["ingress"]}
@@ -159,6 +159,7 @@ queue_limits {{
   max_depth 0
 }}
 /webhooks/bench {{
+  queue {backend}
   pull {{ path /pull/bench }}
 }}
 """
@@ -192,6 +193,36 @@ def prefill(db_path: Path, count: int) -> None:
             )
     finally:
         backend.close()
+
+
+def run_memory_ingress(work: Path, args) -> dict:
+    """Ingress on the memory backend: the cost of Hookaido's own request handling."""
+    ports = {"ingress": free_port(), "pull": free_port(), "admin": free_port()}
+    folder = work / "memory"
+    folder.mkdir()
+    (folder / "Hookaidofile").write_text(hookaidofile(ports, backend="memory"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hookaido", "run", "--config", str(folder / "Hookaidofile"),
+         "--log-level", "warn"],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for port in ports.values():
+            wait_port(port)
+        result, _ = wrk(
+            f"http://127.0.0.1:{ports['ingress']}/webhooks/bench",
+            work / "post.lua",
+            args.seconds,
+            args.connections,
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+    return result
 
 
 def queued(admin_port: int) -> int:
@@ -236,6 +267,8 @@ def main() -> int:
         )
         bare.send_signal(signal.SIGTERM)
         bare.wait(timeout=10)
+
+        memory_result = run_memory_ingress(work, args)
 
         ports = {"ingress": free_port(), "pull": free_port(), "admin": free_port()}
         (work / "Hookaidofile").write_text(hookaidofile(ports))
@@ -290,6 +323,10 @@ def main() -> int:
         "ingress_p99": ms(ingress_result["p99"]),
         "ingress_non_2xx": ingress_result["non_2xx"],
         "ingress_vs_bare": f"{ratio:.0%}",
+        "memory_ingress_rps": round(memory_result["rps"]),
+        "memory_ingress_p50": ms(memory_result["p50"]),
+        "memory_ingress_p99": ms(memory_result["p99"]),
+        "memory_vs_bare": f"{memory_result['rps'] / bare_result['rps']:.0%}",
         "drain_backlog": backlog,
         "drained": drained,
         "left_queued": left,

@@ -10,12 +10,15 @@ MAX_GROUP = 256
 
 
 class _Pending:
-    __slots__ = ("envelopes", "error", "done", "lead")
+    __slots__ = ("envelopes", "error", "signal", "lead")
 
     def __init__(self, envelopes: list):
         self.envelopes = envelopes
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        # A held lock is the cheapest one-shot signal: released once when the request is
+        # committed or chosen to lead; the waiting thread acquires it.
+        self.signal = threading.Lock()
+        self.signal.acquire()
         self.lead = False
 
 
@@ -42,7 +45,7 @@ class GroupCommitter:
             leader = not self._busy
             self._busy = True
         if not leader:
-            pending.done.wait()
+            pending.signal.acquire()
             if not pending.lead:
                 if pending.error is not None:
                     raise pending.error
@@ -62,12 +65,12 @@ class GroupCommitter:
                 if self._waiting:
                     successor = self._waiting[0]
                     successor.lead = True
-                    successor.done.set()
+                    successor.signal.release()
                 else:
                     self._busy = False
             for pending in group:
                 if not pending.lead:
-                    pending.done.set()
+                    pending.signal.release()
 
     def _commit(self, group: list[_Pending]) -> None:
         if len(group) == 1:

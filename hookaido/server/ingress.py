@@ -7,6 +7,7 @@ JSON ``{"code", "detail"}`` body. The per-generation parts are built by ``build_
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import falcon
@@ -78,6 +79,7 @@ class Refusal(Exception):
         self.headers = headers or {}
 
 
+@lru_cache(maxsize=4096)
 def canonical_header_name(name: str) -> str:
     """``x-github-event`` -> ``X-Github-Event``."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))

@@ -6,6 +6,7 @@ Built once per config generation; resolving a request only reads, so threads sha
 import ipaddress
 import posixpath
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import parse_qs
 
 from hookaido.config.model import Matcher, Route
@@ -63,31 +64,41 @@ def peer_ip(remote_addr: str | None):
     return address
 
 
-@dataclass(frozen=True)
 class RequestFacts:
-    """What the matchers look at, taken from the request once."""
+    """What the matchers look at. Host, headers, query and peer address are parsed only when
+    a matcher asks, so a route table without such matchers costs nothing for them."""
 
-    method: str
-    path: str  # cleaned
-    host: str
-    headers: dict[str, list[str]]  # lower-case name -> values
-    query: dict[str, list[str]]
-    remote_ip: object  # ipaddress address or None
+    def __init__(self, method, path, host_header, headers, query_string, remote_addr):
+        self.method = method
+        self.path = clean_path(path)
+        self._host_header = host_header
+        self._headers = headers
+        self._query_string = query_string
+        self._remote_addr = remote_addr
 
     @classmethod
     def build(cls, method, path, host_header, headers, query_string, remote_addr):
+        return cls(method, path, host_header, headers, query_string, remote_addr)
+
+    @cached_property
+    def host(self) -> str:
+        return request_host(self._host_header)
+
+    @cached_property
+    def headers(self) -> dict[str, list[str]]:
+        """Lower-case name -> values."""
         by_name: dict[str, list[str]] = {}
-        for name, value in headers.items():
+        for name, value in self._headers.items():
             by_name.setdefault(name.lower(), []).append(value)
-        query = parse_qs(query_string or "", keep_blank_values=True)
-        return cls(
-            method=method,
-            path=clean_path(path),
-            host=request_host(host_header),
-            headers=by_name,
-            query=query,
-            remote_ip=peer_ip(remote_addr),
-        )
+        return by_name
+
+    @cached_property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(self._query_string or "", keep_blank_values=True)
+
+    @cached_property
+    def remote_ip(self):
+        return peer_ip(self._remote_addr)
 
 
 class CompiledMatcher:
