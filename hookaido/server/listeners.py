@@ -217,4 +217,6 @@ def make_server(
     from hookaido.server.tls import make_tls_server
 
     host, port = parse_listen(listen)
-    return make_tls_server(app, host or "0.0.0.0", port, tls, name=name or listen, threads=threads)
+    return make_tls_server(
+        app, host or "0.0.0.0", port, tls, name=name or listen, threads=threads, max_body=max_body
+    )

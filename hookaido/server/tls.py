@@ -22,6 +22,8 @@ from hookaido.errors import ConfigError
 from hookaido.observability.log import event
 
 EXPIRY_WARNING = timedelta(days=14)
+MAX_REQUEST_HEADERS = 256 * 1024
+MAX_REQUEST_BODY = 64 * 1024 * 1024
 
 # client_auth mode -> (client certificate required, chain verified against client_ca)
 CLIENT_AUTH_MODES = {
@@ -290,10 +292,21 @@ class TLSServer:
     """
 
     def __init__(
-        self, app, host: str, port: int, context: SSL.Context, name: str, threads: int, verified
+        self,
+        app,
+        host: str,
+        port: int,
+        context: SSL.Context,
+        name: str,
+        threads: int,
+        verified: bool,
+        max_body: int = MAX_REQUEST_BODY,
     ):
         self._server = _Server((host or "0.0.0.0", port), app, numthreads=threads)
         self._server.server_name = "hookaido"
+        # The same outer limits as the plain listeners: refused with 413 before reading.
+        self._server.max_request_header_size = MAX_REQUEST_HEADERS
+        self._server.max_request_body_size = max_body
         self._server.listener_name = name
         self._server.gateway = _Gateway
         self._server.client_certificates_verified = bool(verified)
@@ -335,14 +348,22 @@ class TLSServer:
 
 
 def make_tls_server(
-    app, host: str, port: int, tls: TLSConfig, *, name: str = "tls", threads: int = 8
+    app,
+    host: str,
+    port: int,
+    tls: TLSConfig,
+    *,
+    name: str = "tls",
+    threads: int = 8,
+    max_body: int = MAX_REQUEST_BODY,
 ) -> TLSServer:
     """A TLS listener for ``app`` on ``host:port``; nothing listens until ``start()``.
 
+    ``max_body`` is the largest request body read at all (the apps apply their own limits).
     Raises ``ConfigError`` (naming the file) for unreadable or mismatched certificate files.
     """
     warn_if_expiring(check_tls_files(tls), tls, name)
     context = build_context(tls)
     policy = CLIENT_AUTH_MODES[tls.client_auth]
     verified = bool(policy and policy[1])
-    return TLSServer(app, host, port, context, name, threads, verified)
+    return TLSServer(app, host, port, context, name, threads, verified, max_body)

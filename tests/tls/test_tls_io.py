@@ -90,3 +90,31 @@ def test_a_slow_reader_gets_a_large_response_intact(tls_listener, certs):
 
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert body == (bytes(range(256)) * 256) * 128
+
+
+def test_a_body_over_the_listener_limit_is_refused_before_it_is_read(certs, free_port):
+    from hookaido.config.model import TLSConfig
+    from hookaido.server.tls import make_tls_server
+
+    calls = []
+
+    def app(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        start_response("200 OK", [])
+        return [b""]
+
+    tls = TLSConfig(cert_file=certs.cert_file, key_file=certs.key_file)
+    server = make_tls_server(app, "127.0.0.1", free_port, tls, max_body=1024)
+    server.start()
+    try:
+        stream = tls_socket(server.port, certs)
+        stream.sendall(
+            b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n"
+        )
+        head = stream.recv(65536)
+        stream.close()
+    finally:
+        server.stop(timeout=2)
+
+    assert head.startswith(b"HTTP/1.1 413")
+    assert calls == []
