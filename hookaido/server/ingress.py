@@ -110,15 +110,16 @@ class IngressResource:
         generation = self.runtime.current
         parts: IngressParts = generation.parts[PART]
         verdict: Verdict | None = None
+        raw_headers = req.headers  # falcon builds a new dict on every access
         try:
-            route, facts = self._route(req, parts)
+            route, facts = self._route(req, parts, raw_headers)
             self._limit(route, parts, generation.config)
             verifier = parts.verifiers.get(route.path)
-            verdict = self._verify_early(req, route, facts, verifier)
+            verdict = self._verify_early(req, raw_headers, verifier)
             body = self._read_body(req, route)
             if verifier is not None and verdict is None:
-                verdict = self._verify(verifier, _inbound(req, facts, body))
-            headers = self._headers(req, route, verdict)
+                verdict = self._verify(verifier, _inbound(req, raw_headers, body))
+            headers = self._headers(raw_headers, route, verdict)
             count = self._enqueue(route, facts, body, headers, req)
         except Refusal as refusal:
             if verdict is not None and verdict.on_refused is not None:
@@ -142,12 +143,12 @@ class IngressResource:
 
     # -- pipeline steps ------------------------------------------------------------------
 
-    def _route(self, req, parts: IngressParts):
+    def _route(self, req, parts: IngressParts, raw_headers):
         facts = RequestFacts.build(
             req.method,
             req.path,
             req.get_header("Host"),
-            req.headers,
+            raw_headers,
             req.query_string,
             req.remote_addr,
         )
@@ -191,11 +192,11 @@ class IngressResource:
                     "adaptive_backpressure",
                 )
 
-    def _verify_early(self, req, route, facts, verifier) -> Verdict | None:
+    def _verify_early(self, req, raw_headers, verifier) -> Verdict | None:
         """Verifiers that declare ``needs_body = False`` run before the body is read."""
         if verifier is None or getattr(verifier, "needs_body", True):
             return None
-        return self._verify(verifier, _inbound(req, facts, b""))
+        return self._verify(verifier, _inbound(req, raw_headers, b""))
 
     def _verify(self, verifier, request: InboundRequest) -> Verdict:
         try:
@@ -227,8 +228,8 @@ class IngressResource:
             raise Refusal(413, "payload_too_large", _too_large("body", limit), "policy")
         return body
 
-    def _headers(self, req, route: Route, verdict: Verdict | None = None) -> dict[str, str]:
-        headers = stored_headers(req.headers)
+    def _headers(self, raw_headers, route: Route, verdict: Verdict | None = None) -> dict:
+        headers = stored_headers(raw_headers)
         if verdict is not None:
             headers.update(verdict.headers)  # forward auth's copy_headers replace inbound ones
         size = sum(len(name) + len(value) for name, value in headers.items())
@@ -304,12 +305,12 @@ def _remote_addr(req) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _inbound(req, facts: RequestFacts, body: bytes) -> InboundRequest:
+def _inbound(req, raw_headers, body: bytes) -> InboundRequest:
     return InboundRequest(
         method=req.method,
         path=req.path,
         query=req.query_string,
-        headers={canonical_header_name(name): value for name, value in req.headers.items()},
+        headers={canonical_header_name(name): value for name, value in raw_headers.items()},
         body=body,
         remote_addr=_remote_addr(req),
         received_at=datetime.now(UTC),
