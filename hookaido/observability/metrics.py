@@ -154,6 +154,13 @@ class Metrics:
         self.tracing_export_errors = Counter(
             "hookaido_tracing_export_errors", "Tracing export errors", registry=r
         )
+        # Runtime secret rotation is not implemented: the family is declared, never filled.
+        self.runtime_secret_gc_pruned = Counter(
+            "hookaido_runtime_secret_gc_pruned",
+            "Runtime secrets pruned by garbage collection",
+            ["pool"],
+            registry=r,
+        )
 
     def ingress_reject(self, reason: str, status: int) -> None:
         self.ingress_rejected.inc()

@@ -137,6 +137,8 @@ def test_closed_label_sets_are_emitted_at_zero(scrape):
     assert values[("hookaido_tracing_enabled", ())] == 0
     assert values[("hookaido_tracing_init_failures_total", ())] == 0
     assert values[("hookaido_publish_scoped_accepted_total", ())] == 0
+    assert "# TYPE hookaido_runtime_secret_gc_pruned_total counter" in text
+    assert not [key for key in values if key[0] == "hookaido_runtime_secret_gc_pruned_total"]
 
 
 def test_process_series_describe_this_build(scrape):
