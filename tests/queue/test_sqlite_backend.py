@@ -22,15 +22,10 @@ def open_backend(path, **overrides) -> SQLiteBackend:
 
 
 def envelope(message_id: str, **fields) -> Envelope:
-    return Envelope(
-        id=message_id,
-        route="/r",
-        target="pull",
-        payload=b"{}",
-        received_at=NOW,
-        next_run_at=NOW,
-        **fields,
-    )
+    fields.setdefault("route", "/r")
+    fields.setdefault("received_at", NOW)
+    fields.setdefault("next_run_at", NOW)
+    return Envelope(id=message_id, target="pull", payload=b"{}", **fields)
 
 
 @pytest.fixture
@@ -244,3 +239,24 @@ def test_an_older_file_is_migrated_forward_keeping_its_data(path, monkeypatch):
     assert version == [(LATEST_VERSION + 1,)]
     assert "priority" in columns
     assert stored == [("evt_1",)]
+
+
+def test_prune_deletes_in_small_transactions_and_still_removes_everything(path, monkeypatch):
+    from hookaido_backend_sqlite import store
+
+    from hookaido.queue import Retention
+
+    monkeypatch.setattr(store, "PRUNE_CHUNK", 3)
+    retention = Retention(prune_interval=None, queue_max_age=timedelta(hours=1), dlq_max_depth=2)
+    backend = open_backend(path, max_depth=0, retention=retention)
+    old = NOW - timedelta(hours=2)
+    backend.enqueue([envelope(f"evt_old_{n}", route="/old", received_at=old) for n in range(10)])
+    backend.enqueue([envelope(f"evt_dead_{n}") for n in range(10)])
+    backend.nack([e.lease_id for e in backend.dequeue("/r", "pull", 100, TTL)], dead=True)
+
+    removed = backend.prune()
+
+    assert removed["queue_retention_age"] == 10
+    assert removed["dead_retention_depth"] == 8
+    assert backend.stats().by_state["dead"] == 2
+    backend.close()

@@ -38,6 +38,7 @@ from hookaido_backend_sqlite.schema import migrate
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
 CHECKPOINT_SECONDS = 30.0
+PRUNE_CHUNK = 2000  # rows deleted per transaction by a prune pass
 WRITE_WAIT_SECONDS = 5.0  # the same patience as the busy timeout
 
 ITEM_COLUMNS = (
@@ -771,41 +772,57 @@ class SQLiteBackend(BackendBase):
     @_store_errors
     def prune(self) -> dict[str, int]:
         rules = self.settings.retention
-        age_rules = (
+        now = self.settings.clock()
+        items, attempts = "queue_items", "delivery_attempts"
+        plan = []  # (reason, table, id selection, parameters); None rules remove nothing
+        for reason, max_age, state, column in (
             ("queue_retention_age", rules.queue_max_age, "queued", "received_at"),
             ("delivered_retention_age", rules.delivered_max_age, "delivered", "next_run_at"),
             ("dead_retention_age", rules.dlq_max_age, "dead", "received_at"),
+        ):
+            where = f"WHERE state = ? AND {column} <= ?"
+            cutoff = [state, to_ns(now - max_age)] if max_age is not None else None
+            plan.append((reason, items, where, cutoff))
+        plan.append(
+            (
+                "dead_retention_depth",
+                items,
+                "WHERE state = 'dead' ORDER BY received_at DESC, id DESC LIMIT -1 OFFSET ?",
+                [rules.dlq_max_depth] if rules.dlq_max_depth is not None else None,
+            )
         )
-        removed: dict[str, int] = {}
+        attempts_cutoff = rules.attempts_max_age
+        plan.append(
+            (
+                "attempts_retention_age",
+                attempts,
+                "WHERE created_at <= ?",
+                [to_ns(now - attempts_cutoff)] if attempts_cutoff is not None else None,
+            )
+        )
+        plan.append(
+            (
+                "attempts_retention_depth",
+                attempts,
+                "ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?",
+                [rules.attempts_max_rows] if rules.attempts_max_rows is not None else None,
+            )
+        )
+        return {
+            reason: self._delete_in_chunks(table, selection, params) if params else 0
+            for reason, table, selection, params in plan
+        }
 
-        with self._transaction() as conn:
-            now = self.settings.clock()
-            for reason, max_age, state, column in age_rules:
-                removed[reason] = 0
-                if max_age is not None:
-                    removed[reason] = conn.execute(
-                        f"DELETE FROM queue_items WHERE state = ? AND {column} <= ?",
-                        [state, to_ns(now - max_age)],
-                    ).rowcount
-            removed["dead_retention_depth"] = 0
-            if rules.dlq_max_depth is not None:
-                removed["dead_retention_depth"] = conn.execute(
-                    "DELETE FROM queue_items WHERE id IN (SELECT id FROM queue_items"
-                    " WHERE state = 'dead' ORDER BY received_at DESC, id DESC"
-                    " LIMIT -1 OFFSET ?)",
-                    [rules.dlq_max_depth],
-                ).rowcount
-            removed["attempts_retention_age"] = 0
-            if rules.attempts_max_age is not None:
-                removed["attempts_retention_age"] = conn.execute(
-                    "DELETE FROM delivery_attempts WHERE created_at <= ?",
-                    [to_ns(now - rules.attempts_max_age)],
-                ).rowcount
-            removed["attempts_retention_depth"] = 0
-            if rules.attempts_max_rows is not None:
-                removed["attempts_retention_depth"] = conn.execute(
-                    "DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts"
-                    " ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?)",
-                    [rules.attempts_max_rows],
-                ).rowcount
-        return removed
+    def _delete_in_chunks(self, table: str, selection: str, params: list) -> int:
+        """Delete the selected rows a chunk per transaction, so ingress never waits long."""
+        removed = 0
+        chunk_sql = (
+            f"DELETE FROM {table} WHERE id IN"
+            f" (SELECT id FROM (SELECT id FROM {table} {selection}) LIMIT {PRUNE_CHUNK})"
+        )
+        while True:
+            with self._transaction() as conn:
+                count = conn.execute(chunk_sql, params).rowcount
+            removed += count
+            if count < PRUNE_CHUNK:
+                return removed
