@@ -477,8 +477,11 @@ class Server:
 
     def serve_forever(self) -> None:
         while not self.stopping.wait(WATCH_INTERVAL):
-            while self.reload_requests:
-                self._reload_safely(self.reload_requests.pop(0))
+            if self.reload_requests:
+                # Signals that arrived together ask for the same thing: one reload serves all.
+                trigger = self.reload_requests[-1]
+                self.reload_requests.clear()
+                self._reload_safely(trigger)
             if self.options.watch:
                 self._poll_watch()
 
