@@ -189,13 +189,16 @@ class _TLSConnection(SSL.Connection):
             try:
                 return call(*args)
             except SSL.WantReadError:
-                readable, writable = [self], []
+                events = select.POLLIN
             except SSL.WantWriteError:
-                readable, writable = [], [self]
+                events = select.POLLOUT
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError("TLS peer too slow")
-            select.select(readable, writable, [], remaining)
+            # poll, not select: a busy process may hold descriptors above select's limit.
+            poller = select.poll()
+            poller.register(self.fileno(), events)
+            poller.poll(None if remaining is None else remaining * 1000)
 
     def do_handshake(self) -> None:
         self._patiently(super().do_handshake)
