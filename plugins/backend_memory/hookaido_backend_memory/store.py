@@ -87,6 +87,7 @@ class MemoryBackend(BackendBase):
         self._ready: dict[tuple[str, str], list] = {}
         self._queued_by_age: list = []
         self._lease_deadlines: list = []
+        self._deadlines_by_key: dict[tuple[str, str], list] = {}  # for readiness waiters
         self._delivered_by_age: list = []
         self._pushes = 0
         self._count = Counter()
@@ -347,24 +348,23 @@ class MemoryBackend(BackendBase):
             raise LeaseConflict(lease_id, reason)
 
     def _next_ready_at(self, route: str, target: str) -> datetime | None:
+        key = (route, target)
         with self._lock:
-            earliest = None
-            heap = self._ready.get((route, target), [])
-            while heap:
-                item = self._valid(heap[0])
-                if item is not None and item.envelope.state == "queued":
-                    earliest = item.envelope.next_run_at
-                    break
-                heapq.heappop(heap)
-            for entry in self._lease_deadlines:
-                item = self._valid(entry)
-                if item is None or item.envelope.state != "leased":
-                    continue
-                envelope = item.envelope
-                if (envelope.route, envelope.target) == (route, target):
-                    if earliest is None or envelope.lease_until < earliest:
-                        earliest = envelope.lease_until
-            return earliest
+            found = [
+                self._first_live(self._ready.get(key, []), "queued"),
+                self._first_live(self._deadlines_by_key.get(key, []), "leased"),
+            ]
+        found = [moment for moment in found if moment is not None]
+        return min(found) if found else None
+
+    def _first_live(self, heap: list, state: str) -> datetime | None:
+        """The order key of the first valid entry, dropping stale entries on the way."""
+        while heap:
+            item = self._valid(heap[0])
+            if item is not None and item.envelope.state == state:
+                return heap[0][0]
+            heapq.heappop(heap)
+        return None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -607,6 +607,10 @@ class MemoryBackend(BackendBase):
             heapq.heappush(self._queued_by_age, (envelope.received_at, *tail))
         elif envelope.state == "leased":
             heapq.heappush(self._lease_deadlines, (envelope.lease_until, *tail))
+            key = (envelope.route, envelope.target)
+            heapq.heappush(
+                self._deadlines_by_key.setdefault(key, []), (envelope.lease_until, *tail)
+            )
         elif envelope.state == "delivered":
             heapq.heappush(self._delivered_by_age, (envelope.next_run_at, *tail))
         else:
@@ -620,6 +624,7 @@ class MemoryBackend(BackendBase):
         self._ready = {}
         self._queued_by_age = []
         self._lease_deadlines = []
+        self._deadlines_by_key = {}
         self._delivered_by_age = []
         self._pushes = 0
         for item in self._items.values():
@@ -631,10 +636,13 @@ class MemoryBackend(BackendBase):
                 self._queued_by_age.append((envelope.received_at, *tail))
             elif envelope.state == "leased":
                 self._lease_deadlines.append((envelope.lease_until, *tail))
+                key = (envelope.route, envelope.target)
+                self._deadlines_by_key.setdefault(key, []).append((envelope.lease_until, *tail))
             elif envelope.state == "delivered":
                 self._delivered_by_age.append((envelope.next_run_at, *tail))
         for heap in (
             *self._ready.values(),
+            *self._deadlines_by_key.values(),
             self._queued_by_age,
             self._lease_deadlines,
             self._delivered_by_age,
