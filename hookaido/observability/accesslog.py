@@ -13,6 +13,9 @@ from hookaido.observability.log import json_line, open_append
 
 COMPONENT_KEY = "hookaido.component"  # set by the prefix router on a shared listener
 
+# Limitation: requests the HTTP server answers itself, before any app is called (a malformed
+# request line, a body over the listener's cap, plain HTTP on a TLS port), get no line here.
+
 
 class LineSink:
     """Writes whole lines to stdout, stderr or an append-only file, one writer at a time.
