@@ -18,6 +18,7 @@ from hookaido.observability.log import event
 
 STOP_GRACE = 5.0
 DEFAULT_THREADS = 16
+CONNECTION_LIMIT = 1000
 MAX_REQUEST_BODY = 64 * 1024 * 1024  # used when the caller does not size it from the config
 
 
@@ -143,6 +144,9 @@ class Listener:
                 max_request_body_size=self.max_body,
                 clear_untrusted_proxy_headers=False,
                 expose_tracebacks=False,
+                # poll() instead of select(): no 1024-descriptor ceiling on open connections.
+                asyncore_use_poll=True,
+                connection_limit=CONNECTION_LIMIT,
                 # lets a long-poll notice a client that hung up (waitress.client_disconnected)
                 channel_request_lookahead=1,
             )
