@@ -21,7 +21,16 @@ from hypothesis.stateful import (
 )
 
 from hookaido.plugins import registry
-from hookaido.queue import BackendSettings, Envelope, MessageFilter, QueueError, Retention
+from hookaido.queue import (
+    STATES,
+    Attempt,
+    AttemptFilter,
+    BackendSettings,
+    Envelope,
+    MessageFilter,
+    QueueError,
+    Retention,
+)
 
 ROUTES = st.sampled_from(["/a", "/b"])
 START = datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
@@ -63,6 +72,8 @@ class BackendsAgree(RuleBasedStateMachine):
             delivered_max_age=timedelta(minutes=2) if keep_delivered else None,
             dlq_max_age=timedelta(minutes=4),
             dlq_max_depth=dlq_max_depth,
+            attempts_max_age=timedelta(minutes=3),
+            attempts_max_rows=5,
         )
         self.backends = {}
         for registration in registry().registrations("backend"):
@@ -173,12 +184,51 @@ class BackendsAgree(RuleBasedStateMachine):
             (index[lease_id], reason) for lease_id, reason in result.conflicts
         ]
 
-    @rule(lease=leases, by=st.sampled_from([-1, 0, 10]))
-    def extend(self, lease, by):
+    @rule(lease=leases, by=st.sampled_from([-1, 0, 10]), route=st.none() | ROUTES)
+    def extend(self, lease, by, route):
         self.agree(
             lambda name, backend: outcome(
-                lambda: backend.extend(lease[name], timedelta(seconds=by))
+                lambda: backend.extend(lease[name], timedelta(seconds=by), route=route)
             )
+        )
+
+    @rule(
+        route=st.none() | ROUTES,
+        states=st.none() | st.lists(st.sampled_from(STATES), max_size=2).map(tuple),
+        before=st.none() | st.integers(-40, 5),
+        limit=st.integers(0, 4),
+    )
+    def list_some(self, route, states, before, limit):
+        moment = None if before is None else self.clock.now + timedelta(seconds=before)
+        selector = MessageFilter(route=route, states=states, before=moment, limit=limit)
+        self.agree(lambda name, backend: [e.id for e in backend.list_messages(selector)])
+
+    @rule(
+        message=messages,
+        outcome_name=st.sampled_from(["acked", "retry", "dead"]),
+        age=st.integers(0, 300),
+    )
+    def record_attempt(self, message, outcome_name, age):
+        self.serial += 1
+        attempt = Attempt(
+            f"att_{self.serial:016x}",
+            message,
+            "/a",
+            "pull",
+            1,
+            outcome_name,
+            self.clock.now - timedelta(seconds=age),
+            status_code=age % 3 * 250,
+        )
+        self.agree(lambda name, backend: backend.record_attempt(attempt))
+
+    @rule(outcome_name=st.none() | st.sampled_from(["acked", "retry"]), limit=st.integers(0, 3))
+    def list_attempts(self, outcome_name, limit):
+        selector = AttemptFilter(outcome=outcome_name, limit=limit)
+        self.agree(
+            lambda name, backend: [
+                (a.id, a.created_at, a.status_code) for a in backend.list_attempts(selector)
+            ]
         )
 
     @rule(
@@ -226,7 +276,9 @@ class BackendsAgree(RuleBasedStateMachine):
                 )
                 for b in stats.top_queued
             ]
-            return items, stats.by_state, stats.oldest_queued_received_at, buckets
+            ready = [backend.wait_for_ready(route, "pull", 0) for route in ("/a", "/b")]
+            counts = backend.counts_by_route()
+            return items, stats.by_state, stats.oldest_queued_received_at, buckets, ready, counts
 
         self.agree(snapshot)
 
