@@ -260,3 +260,17 @@ def test_prune_deletes_in_small_transactions_and_still_removes_everything(path, 
     assert removed["dead_retention_depth"] == 8
     assert backend.stats().by_state["dead"] == 2
     backend.close()
+
+
+def test_a_finished_thread_leaves_no_open_connection_behind(path):
+    import gc
+
+    backend = open_backend(path)
+    threads = [threading.Thread(target=backend.stats) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+        thread.join(timeout=10)
+    gc.collect()
+
+    assert len(backend._connections) == 0
+    backend.close()

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -129,6 +130,10 @@ def _store_errors(method):
     return guarded
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced: a reader dies with its thread."""
+
+
 class _PendingEnqueue:
     """One ``enqueue`` call waiting to be part of the next group commit."""
 
@@ -209,7 +214,7 @@ class SQLiteBackend(BackendBase):
         self._write_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self._closed = False
@@ -236,14 +241,18 @@ class SQLiteBackend(BackendBase):
                 self._writer.close()
                 self._writer = None
         with self._connections_lock:
-            for conn in self._connections:
+            for conn in list(self._connections):
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=5.0,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
         )
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA synchronous = FULL")
@@ -256,7 +265,7 @@ class SQLiteBackend(BackendBase):
         if conn is None:
             conn = self._connect()
             with self._connections_lock:
-                self._connections.append(conn)
+                self._connections.add(conn)
             self._local.conn = conn
         return conn
 
