@@ -132,7 +132,10 @@ class IngressResource:
             raise
 
         if verdict is not None and verdict.on_enqueued is not None:
-            verdict.on_enqueued()
+            try:
+                verdict.on_enqueued()
+            except Exception as exc:  # the webhook is stored: the sender still gets its 202
+                event("auth_on_enqueued_failed", level="error", route=route.path, error=str(exc))
         metrics = self.runtime.metrics
         if metrics is not None:
             metrics.ingress_accepted.inc()
@@ -318,11 +321,15 @@ def _inbound(req, raw_headers, body: bytes) -> InboundRequest:
 
 
 def _handle_unexpected(req, resp, exc, params):
+    """Falcon's own refusals (a malformed header) keep the JSON error shape; bugs are 500s."""
+    resp.content_type = falcon.MEDIA_JSON
     if isinstance(exc, falcon.HTTPError):
-        raise exc
+        resp.status = exc.status_code
+        detail = exc.description or exc.title or "invalid request"
+        resp.data = (json.dumps({"code": "invalid_request", "detail": detail}) + "\n").encode()
+        return
     event("ingress_internal_error", level="error", path=req.path, error=repr(exc))
     resp.status = 500
-    resp.content_type = falcon.MEDIA_JSON
     resp.data = b'{"code":"internal_error","detail":"unexpected server error"}\n'
 
 
@@ -332,4 +339,5 @@ def make_ingress_app(runtime) -> falcon.App:
     app.req_options.strip_url_path_trailing_slash = False
     app.add_sink(IngressResource(runtime), prefix="/")
     app.add_error_handler(Exception, _handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, _handle_unexpected)
     return app

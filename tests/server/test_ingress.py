@@ -1,8 +1,10 @@
 """Ingress behaviour on compiled-config values: routing, limits, auth, storage and errors."""
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 
+import falcon.testing
 import pytest
 
 from hookaido.auth import Verdict
@@ -479,3 +481,18 @@ def test_adaptive_backpressure_allows_a_small_queue(ingress_harness):
     harness.queue.by_state = {"queued": 150, "leased": 0}
 
     assert harness.post("/a").status_code == 202
+
+
+def test_a_malformed_content_length_is_a_json_400(ingress_harness):
+    harness = ingress_harness((pull_route("/a"),))
+    environ = falcon.testing.create_environ(path="/a", method="POST", body=b"{}")
+    environ["CONTENT_LENGTH"] = "lots"
+    answer = {}
+
+    body = b"".join(
+        harness.client.app(environ, lambda status, headers: answer.update(status=status))
+    )
+
+    assert answer["status"].startswith("400")
+    assert json.loads(body)["code"] == "invalid_request"
+    assert harness.queue.envelopes == []
