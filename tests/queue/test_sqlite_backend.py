@@ -274,3 +274,16 @@ def test_a_finished_thread_leaves_no_open_connection_behind(path):
 
     assert len(backend._connections) == 0
     backend.close()
+
+
+def test_a_file_that_is_not_a_database_is_reported_with_its_path(path):
+    from hookaido.queue import StoreUnavailable
+
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"these are not the pages you are looking for" * 100)
+
+    with pytest.raises(StoreUnavailable) as refused:
+        open_backend(path)
+
+    assert str(path) in str(refused.value)
+    assert "not a database" in str(refused.value)
