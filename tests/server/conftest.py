@@ -81,7 +81,10 @@ class Ports:
 
 
 class HookaidoProcess:
-    """A ``hookaido run`` subprocess in ``workdir``; its runtime log goes to ``log_path``."""
+    """A ``hookaido run`` subprocess in ``workdir``; its runtime log goes to ``log_path``.
+
+    ``env`` is added to this process's environment; a name mapped to ``None`` is removed.
+    """
 
     def __init__(self, workdir: Path, config_text: str, args=(), env=None):
         self.workdir = Path(workdir)
@@ -113,6 +116,7 @@ class HookaidoProcess:
 
     def start(self, wait: bool = True) -> "HookaidoProcess":
         env = {**os.environ, **self.env}
+        env = {name: value for name, value in env.items() if value is not None}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log_offset = self.log_path.stat().st_size
         self.process = subprocess.Popen(

@@ -176,10 +176,11 @@ def test_pid_file_naming_a_live_process_refuses_to_start(hookaido_process, ports
 def test_dotenv_supplies_unset_variables(hookaido_process, ports, tmp_path, http):
     dotenv = tmp_path / "hookaido.env"
     dotenv.write_text('# worker token\nexport HOOKAIDO_PULL_TOKEN="from-dotenv"\n')
-    env = {k: v for k, v in os.environ.items() if k != "HOOKAIDO_PULL_TOKEN"}
-    node = hookaido_process(example_config(ports), args=["--dotenv", str(dotenv)])
-    node.env = env
-    node.start()
+    hookaido_process(
+        example_config(ports),
+        args=["--dotenv", str(dotenv)],
+        env={"HOOKAIDO_PULL_TOKEN": None},
+    ).start()
     dequeue = f"http://127.0.0.1:{ports.pull}/pull/github/dequeue"
 
     with_dotenv = http(
