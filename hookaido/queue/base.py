@@ -80,7 +80,8 @@ class BackendBase(QueueBackend):
 
     Subclasses implement the storage methods plus ``_next_ready_at`` and call
     ``_notify_ready`` after every transition that makes an envelope ready, ``_maybe_prune``
-    on store activity, and consult ``settled`` when a lease is not found.
+    on store activity, ``finish_pruning`` first thing in ``close``, and consult ``settled``
+    when a lease is not found.
     """
 
     def __init__(self, settings: BackendSettings):
@@ -90,6 +91,7 @@ class BackendBase(QueueBackend):
         self._readiness_seq: dict[tuple[str, str], int] = {}
         self._prune_lock = threading.Lock()
         self._last_prune_at: datetime | None = None
+        self._prune_thread: threading.Thread | None = None
 
     # -- readiness ------------------------------------------------------------------------
 
@@ -137,7 +139,8 @@ class BackendBase(QueueBackend):
     # -- retention pacing -----------------------------------------------------------------
 
     def _maybe_prune(self) -> None:
-        """Run ``prune`` when ``prune_interval`` has passed since the last pass."""
+        """Start a ``prune`` pass on a background thread when ``prune_interval`` has passed
+        since the last one, so the request that happens to trigger it does not wait."""
         interval = self.settings.retention.prune_interval
         if interval is None or interval <= timedelta(0):
             return
@@ -146,11 +149,28 @@ class BackendBase(QueueBackend):
             last = self._last_prune_at
             if last is not None and now - last < interval:
                 return
+            if self._prune_thread is not None and self._prune_thread.is_alive():
+                return
             self._last_prune_at = now
+            self._prune_thread = threading.Thread(
+                target=self._prune_quietly, name="hookaido-queue-prune", daemon=True
+            )
+            self._prune_thread.start()
+
+    def _prune_quietly(self) -> None:
         try:
-            self.prune()
-        except Exception as exc:  # pruning is housekeeping: the caller's operation goes on
+            removed = self.prune()
+        except Exception as exc:  # pruning is housekeeping: the store goes on without it
             event("queue_prune_failed", level="warn", error=str(exc))
+            return
+        if any(removed.values()):
+            event("queue_pruned", **{reason: n for reason, n in removed.items() if n})
+
+    def finish_pruning(self, timeout: float = 30.0) -> None:
+        """Wait for a prune pass started by store activity; call it before closing storage."""
+        thread = self._prune_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     # -- shared helpers ---------------------------------------------------------------------
 

@@ -103,6 +103,7 @@ class MemoryBackend(BackendBase):
         """Nothing to prepare: the store starts empty."""
 
     def close(self) -> None:
+        self.finish_pruning()
         with self._lock:
             self._items.clear()
             self._leases.clear()

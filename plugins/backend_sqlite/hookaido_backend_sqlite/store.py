@@ -234,6 +234,7 @@ class SQLiteBackend(BackendBase):
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
     def close(self) -> None:
+        self.finish_pruning()
         self._closed = True
         with self._write_lock:
             if self._writer is not None:
