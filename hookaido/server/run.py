@@ -589,6 +589,10 @@ class _RuntimeShell:
 
 def _install_signals(server: Server) -> None:
     def stop(signum, frame):
+        if server.stopping.is_set():
+            # A second stop signal while shutting down: the operator wants out now.
+            event("shutdown_forced", level="warn", signal=signal.Signals(signum).name)
+            os._exit(1)
         server.stopping.set()
 
     def reload(signum, frame):

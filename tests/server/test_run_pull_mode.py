@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -249,3 +251,27 @@ def test_bad_flags_exit_2(tmp_path):
     result = run_to_exit(["--log-level", "loud"], tmp_path)
 
     assert result.returncode == 2
+
+
+def test_a_second_stop_signal_during_shutdown_exits_at_once(hookaido_process, ports, http):
+    node = hookaido_process(example_config(ports)).start()
+    stream_url = f"http://127.0.0.1:{ports.pull}/pull/github/stream"
+
+    def hold_a_stream_open():
+        try:
+            http("GET", stream_url, headers=TOKEN, timeout=15)
+        except Exception:
+            pass  # the server goes away mid-stream; that is the point
+
+    stream = threading.Thread(target=hold_a_stream_open, daemon=True)
+    stream.start()
+    time.sleep(0.5)  # the open stream holds shutdown in its 5 s grace period
+
+    node.send_signal(signal.SIGTERM)
+    node.wait_for_event("server_stopping")
+    started = time.monotonic()
+    code = node.stop(signal.SIGTERM)
+
+    assert code == 1
+    assert time.monotonic() - started < 3
+    assert node.events("shutdown_forced")
