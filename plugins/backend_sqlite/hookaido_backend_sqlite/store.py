@@ -5,7 +5,6 @@ connection behind a lock (``BEGIN IMMEDIATE``); reads use one connection per thr
 """
 
 import functools
-import json
 import os
 import sqlite3
 import threading
@@ -13,7 +12,7 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from hookaido.observability.log import event
 from hookaido.queue.backend import AttemptFilter, BackendSettings, MessageFilter
@@ -34,78 +33,22 @@ from hookaido.queue.model import (
     Stats,
     new_lease_id,
 )
+from hookaido_backend_sqlite.rows import (
+    ATTEMPT_COLUMNS,
+    ITEM_COLUMNS,
+    attempt_from_row,
+    duration_ns,
+    envelope_from_row,
+    from_ns,
+    to_json,
+    to_ns,
+)
 from hookaido_backend_sqlite.schema import migrate
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ID_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
 CHECKPOINT_SECONDS = 30.0
 PRUNE_CHUNK = 2000  # rows deleted per transaction by a prune pass
 WRITE_WAIT_SECONDS = 5.0  # the same patience as the busy timeout
-
-ITEM_COLUMNS = (
-    "id, route, target, state, received_at, attempt, next_run_at, payload, headers, trace,"
-    " dead_reason, schema_version, lease_id, lease_until"
-)
-ATTEMPT_COLUMNS = (
-    "id, event_id, route, target, attempt, status_code, error, outcome, dead_reason, created_at"
-)
-
-
-def to_ns(moment: datetime) -> int:
-    """Unix nanoseconds of a datetime (naive values are taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
-def from_ns(nanos: int) -> datetime:
-    return EPOCH + timedelta(microseconds=nanos // 1000)
-
-
-def _duration_ns(duration: timedelta) -> int:
-    return (duration.days * 86400 + duration.seconds) * 1_000_000_000 + duration.microseconds * 1000
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def _json(mapping: dict[str, str]) -> str:
-    return _ENCODER.encode(mapping) if mapping else "{}"
-
-
-def _envelope(row) -> Envelope:
-    return Envelope(
-        id=row[0],
-        route=row[1],
-        target=row[2],
-        state=row[3],
-        received_at=from_ns(row[4]),
-        attempt=row[5],
-        next_run_at=from_ns(row[6]),
-        payload=bytes(row[7] or b""),
-        headers=json.loads(row[8] or "{}"),
-        trace=json.loads(row[9] or "{}"),
-        dead_reason=row[10] or "",
-        schema_version=row[11],
-        lease_id=row[12] or "",
-        lease_until=from_ns(row[13]) if row[13] is not None else None,
-    )
-
-
-def _attempt(row) -> Attempt:
-    return Attempt(
-        id=row[0],
-        event_id=row[1],
-        route=row[2],
-        target=row[3],
-        attempt=row[4],
-        status_code=row[5] or 0,
-        error=row[6] or "",
-        outcome=row[7],
-        dead_reason=row[8] or "",
-        created_at=from_ns(row[9]),
-    )
 
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:
@@ -415,8 +358,8 @@ class SQLiteBackend(BackendBase):
             envelope.attempt,
             to_ns(envelope.next_run_at),
             bytes(envelope.payload),
-            _json(envelope.headers),
-            _json(envelope.trace),
+            to_json(envelope.headers),
+            to_json(envelope.trace),
             "",
             envelope.schema_version,
             None,
@@ -467,7 +410,7 @@ class SQLiteBackend(BackendBase):
             until_ns = to_ns(lease_until)
             updates = []
             for row in rows:
-                envelope = _envelope(row)
+                envelope = envelope_from_row(row)
                 envelope.state = "leased"
                 envelope.lease_id = new_lease_id()
                 envelope.lease_until = lease_until
@@ -511,7 +454,7 @@ class SQLiteBackend(BackendBase):
     ) -> LeaseResult:
         if dead:
             return self._settle("nack", lease_ids, route, self.NACK_DEAD, lambda now: [reason, now])
-        delay_ns = _duration_ns(max(delay, timedelta(0)))
+        delay_ns = duration_ns(max(delay, timedelta(0)))
         return self._settle(
             "nack", lease_ids, route, self.NACK_RETRY, lambda now: [now + delay_ns], wakes=True
         )
@@ -569,7 +512,7 @@ class SQLiteBackend(BackendBase):
             _, now_ns = self._now()
             item, reason = self._live_lease(conn, lease_id, route, now_ns, notify)
             if item is not None:
-                by_ns = _duration_ns(by)
+                by_ns = duration_ns(by)
                 conn.execute(self.EXTEND_LEASE, [by_ns, by_ns, item[0]])
         self._notify_ready(notify)
         if item is None:
@@ -591,7 +534,7 @@ class SQLiteBackend(BackendBase):
     def get(self, message_id: str) -> Envelope | None:
         sql = f"SELECT {ITEM_COLUMNS} FROM queue_items WHERE id = ?"
         row = self._reader().execute(sql, [message_id]).fetchone()
-        return _envelope(row) if row is not None else None
+        return envelope_from_row(row) if row is not None else None
 
     @_store_errors
     def list_messages(self, selector: MessageFilter) -> list[Envelope]:
@@ -620,7 +563,7 @@ class SQLiteBackend(BackendBase):
         if selector.limit > 0:
             sql += " LIMIT ?"
             params.append(selector.limit)
-        return [_envelope(row) for row in self._reader().execute(sql, params)]
+        return [envelope_from_row(row) for row in self._reader().execute(sql, params)]
 
     @_store_errors
     def stats(self) -> Stats:
@@ -775,7 +718,7 @@ class SQLiteBackend(BackendBase):
         if selector.limit > 0:
             sql += " LIMIT ?"
             params.append(selector.limit)
-        return [_attempt(row) for row in self._reader().execute(sql, params)]
+        return [attempt_from_row(row) for row in self._reader().execute(sql, params)]
 
     # -- retention --------------------------------------------------------------------------
 
