@@ -1,7 +1,5 @@
 """``hookaido run``: the flags, handed to ``hookaido.server.run``."""
 
-from hookaido.observability.log import LEVELS
-
 LOG_LEVELS = ("debug", "info", "warn", "error")
 
 
@@ -23,12 +21,12 @@ def _log_level(value: str) -> str:
     level = value.lower()
     if level == "warning":
         level = "warn"
-    if level not in LOG_LEVELS or level not in LEVELS:
+    if level not in LOG_LEVELS:
         raise ValueError(value)
     return level
 
 
-_log_level.__name__ = "log level"
+_log_level.__name__ = "log level"  # argparse names the type in its error message
 
 
 def add_run_command(commands) -> None:
