@@ -24,9 +24,8 @@ def example_config(ports, backend: str = "sqlite") -> str:
     text = text.replace("127.0.0.1:9443", f"127.0.0.1:{ports.pull}")
     text = text.replace("127.0.0.1:2019", f"127.0.0.1:{ports.admin}")
     if backend != "sqlite":
-        text = text.replace(
-            "  pull { path /pull/github }", f"  queue {backend}\n  pull {{ path /pull/github }}"
-        )
+        text = text.replace("/webhooks/github {\n", f"/webhooks/github {{\n  queue {backend}\n")
+        assert f"queue {backend}" in text, "the example's route block changed shape"
     return text
 
 
