@@ -100,6 +100,11 @@ class SQLiteBackend(BackendBase):
         " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?"
         " ORDER BY next_run_at, received_at, id LIMIT ?"
     )
+    ANY_READY = (
+        "SELECT 1 FROM queue_items"
+        " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ? LIMIT 1"
+    )
+    ANY_EXPIRED = "SELECT 1 FROM queue_items WHERE state = 'leased' AND next_run_at <= ? LIMIT 1"
     LEASE_ITEM = (
         "UPDATE queue_items SET state = 'leased', lease_id = ?, lease_until = ?,"
         " next_run_at = ?, attempt = attempt + 1 WHERE id = ?"
@@ -401,6 +406,8 @@ class SQLiteBackend(BackendBase):
         self._maybe_prune()
         wanted = self._batch_size(batch)
         leased: list[Envelope] = []
+        if not self._worth_leasing(route, target):
+            return leased
 
         with self._transaction() as conn:
             now, now_ns = self._now()
@@ -422,6 +429,14 @@ class SQLiteBackend(BackendBase):
 
         self._notify_ready(expired)
         return leased
+
+    def _worth_leasing(self, route: str, target: str) -> bool:
+        """Whether a lease transaction could change anything: something of route/target is
+        ready, or some lease has expired. Idle pollers then never queue behind writers."""
+        conn = self._reader()
+        now_ns = to_ns(self.settings.clock())
+        ready = conn.execute(self.ANY_READY, [route, target, now_ns]).fetchone()
+        return ready is not None or conn.execute(self.ANY_EXPIRED, [now_ns]).fetchone() is not None
 
     def _sweep_expired(self, conn: sqlite3.Connection, now_ns: int) -> set[tuple[str, str]]:
         return {(row[0], row[1]) for row in conn.execute(self.SWEEP_EXPIRED, [now_ns, now_ns])}
