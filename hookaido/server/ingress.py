@@ -147,7 +147,7 @@ class IngressResource:
     # -- pipeline steps ------------------------------------------------------------------
 
     def _route(self, req, parts: IngressParts, raw_headers):
-        facts = RequestFacts.build(
+        facts = RequestFacts(
             req.method,
             req.path,
             req.get_header("Host"),

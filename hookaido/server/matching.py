@@ -76,10 +76,6 @@ class RequestFacts:
         self._query_string = query_string
         self._remote_addr = remote_addr
 
-    @classmethod
-    def build(cls, method, path, host_header, headers, query_string, remote_addr):
-        return cls(method, path, host_header, headers, query_string, remote_addr)
-
     @cached_property
     def host(self) -> str:
         return request_host(self._host_header)
