@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from hookaido.queue import LeaseConflict, base
+from hookaido.queue import LeaseConflict, MessageFilter, base
 
 TTL = timedelta(seconds=30)
 
@@ -376,3 +376,51 @@ def test_wait_for_ready_is_woken_by_every_readiness_transition(
 
     assert woke == [True]
     assert time.monotonic() - started < 5.0
+
+
+def test_mixed_concurrent_traffic_loses_and_duplicates_nothing(make_backend, envelope):
+    backend = make_backend(max_depth=0)
+    enqueued: set[str] = set()
+    acked: set[str] = set()
+    lock = threading.Lock()
+    errors: list[Exception] = []
+
+    def producer(worker: int) -> None:
+        for n in range(60):
+            message_id = f"evt_{worker}_{n:03d}"
+            backend.enqueue([envelope(message_id, route=f"/r{n % 2}")])
+            with lock:
+                enqueued.add(message_id)
+
+    def consumer(route: str) -> None:
+        for round_number in range(120):
+            batch = backend.dequeue(route, "pull", 5, TTL)
+            keep, retry = batch[: len(batch) // 2 + 1], batch[len(batch) // 2 + 1 :]
+            result = backend.ack([e.lease_id for e in keep])
+            backend.nack([e.lease_id for e in retry])
+            with lock:
+                acked.update(e.id for e in keep)
+            if result.conflicts:
+                errors.append(AssertionError(result.conflicts))
+            if round_number % 10 == 0:
+                backend.stats()
+
+    def guarded(target, *args):
+        try:
+            target(*args)
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(producer, w)) for w in range(3)]
+    threads += [threading.Thread(target=guarded, args=(consumer, f"/r{n % 2}")) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    remaining = {e.id: e.state for e in backend.list_messages(MessageFilter(limit=0))}
+    assert errors == []
+    assert len(enqueued) == 180
+    assert acked.isdisjoint(remaining)
+    assert acked | set(remaining) == enqueued
+    assert set(remaining.values()) <= {"queued"}
