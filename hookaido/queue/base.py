@@ -36,6 +36,8 @@ class SettledLeases:
     was nacked is still a conflict.
     """
 
+    # Limitation: the memory lives in the process; after a restart a repeated ack of a lease
+    # settled before the restart answers lease_not_found instead of success.
     def __init__(self, clock, ttl: timedelta = SETTLED_MEMORY, capacity: int = SETTLED_CAPACITY):
         self._clock = clock
         self._ttl = ttl

@@ -92,6 +92,10 @@ class _PendingEnqueue:
 class SQLiteBackend(BackendBase):
     """Envelopes and delivery attempts in the tables of ``schema.py``."""
 
+    # Limitation: readiness wake-ups and the write lock are per process. Another process
+    # writing to the same file is kept safe by SQLite's own locking, but its new messages
+    # reach this process's waiting workers only at their next once-a-second re-check.
+
     name = "sqlite"
 
     INSERT_ITEM = f"INSERT INTO queue_items ({ITEM_COLUMNS}) VALUES ({_marks([0] * 14)})"
