@@ -72,3 +72,8 @@ def attempt_from_row(row) -> Attempt:
         dead_reason=row[8] or "",
         created_at=from_ns(row[9]),
     )
+
+
+def to_json_list(values: list) -> str:
+    """A list as compact JSON, bound as one parameter and read back with ``json_each``."""
+    return _ENCODER.encode(values)

@@ -5,6 +5,7 @@ connection behind a lock (``BEGIN IMMEDIATE``); reads use one connection per thr
 """
 
 import functools
+import json
 import os
 import sqlite3
 import threading
@@ -41,6 +42,7 @@ from hookaido_backend_sqlite.rows import (
     envelope_from_row,
     from_ns,
     to_json,
+    to_json_list,
     to_ns,
 )
 from hookaido_backend_sqlite.schema import migrate
@@ -99,19 +101,28 @@ class SQLiteBackend(BackendBase):
     name = "sqlite"
 
     INSERT_ITEM = f"INSERT INTO queue_items ({ITEM_COLUMNS}) VALUES ({_marks([0] * 14)})"
+    # A dequeue reads its whole batch as one JSON row and leases it with one UPDATE: every
+    # row stepped through Python's sqlite3 releases and re-takes the GIL, which costs up to a
+    # switch interval per row when request threads are busy, with the write lock held.
     SELECT_READY = (
-        f"SELECT {ITEM_COLUMNS} FROM queue_items"
+        "SELECT json_group_array(json_array(rowid, id, received_at, attempt, next_run_at,"
+        " hex(payload), json(coalesce(headers, '{}')), json(coalesce(trace, '{}')),"
+        " schema_version)) FROM (SELECT rowid, * FROM queue_items"
         " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?"
-        " ORDER BY next_run_at, received_at, id LIMIT ?"
+        " ORDER BY next_run_at, received_at, id LIMIT ?)"
     )
-    ANY_READY = (
-        "SELECT 1 FROM queue_items"
-        " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ? LIMIT 1"
+    # Whether a lease transaction could change anything: something of route/target is
+    # ready, or some lease has expired.
+    ANY_WORK = (
+        "SELECT EXISTS (SELECT 1 FROM queue_items"
+        " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?)"
+        " OR EXISTS (SELECT 1 FROM queue_items WHERE state = 'leased' AND next_run_at <= ?)"
     )
-    ANY_EXPIRED = "SELECT 1 FROM queue_items WHERE state = 'leased' AND next_run_at <= ? LIMIT 1"
-    LEASE_ITEM = (
-        "UPDATE queue_items SET state = 'leased', lease_id = ?, lease_until = ?,"
-        " next_run_at = ?, attempt = attempt + 1 WHERE id = ?"
+    # ``?`` is a JSON array of [rowid, lease_id] pairs.
+    LEASE_ITEMS = (
+        "UPDATE queue_items SET state = 'leased', lease_id = lease.value ->> 1,"
+        " lease_until = ?, next_run_at = ?, attempt = attempt + 1"
+        " FROM json_each(?) AS lease WHERE queue_items.rowid = lease.value ->> 0"
     )
     SWEEP_EXPIRED = (
         "UPDATE queue_items SET state = 'queued', lease_id = NULL, lease_until = NULL,"
@@ -123,24 +134,26 @@ class SQLiteBackend(BackendBase):
         " next_run_at = ? WHERE id = ?"
     )
     DELETE_ITEM = "DELETE FROM queue_items WHERE id = ?"
-    # Settling finds the live leases of a batch (of the route, when one is given), then
-    # changes those envelopes by id. ``{marks}`` becomes one bound parameter per value.
+    # Settling finds the live leases of a batch (of the route, when one is given) as one JSON
+    # row, then changes those envelopes by rowid. Each ``?`` list is a JSON array.
     FIND_LIVE_LEASES = (
-        "SELECT lease_id, id, route, target FROM queue_items WHERE lease_id IN ({marks})"
+        "SELECT json_group_array(json_array(lease_id, rowid, route, target)) FROM queue_items"
+        " WHERE lease_id IN (SELECT value FROM json_each(?))"
         " AND lease_until > ? AND (? IS NULL OR route = ?)"
     )
-    ACK_DELETE = "DELETE FROM queue_items WHERE id IN ({marks})"
+    ROWIDS = "rowid IN (SELECT value FROM json_each(?))"
+    ACK_DELETE = f"DELETE FROM queue_items WHERE {ROWIDS}"
     ACK_DELIVERED = (
         "UPDATE queue_items SET state = 'delivered', lease_id = NULL, lease_until = NULL,"
-        " next_run_at = ? WHERE id IN ({marks})"
+        f" next_run_at = ? WHERE {ROWIDS}"
     )
     NACK_DEAD = (
         "UPDATE queue_items SET state = 'dead', dead_reason = ?, lease_id = NULL,"
-        " lease_until = NULL, next_run_at = ? WHERE id IN ({marks})"
+        f" lease_until = NULL, next_run_at = ? WHERE {ROWIDS}"
     )
     NACK_RETRY = (
         "UPDATE queue_items SET state = 'queued', dead_reason = '', lease_id = NULL,"
-        " lease_until = NULL, next_run_at = ? WHERE id IN ({marks})"
+        f" lease_until = NULL, next_run_at = ? WHERE {ROWIDS}"
     )
     EXTEND_LEASE = (
         "UPDATE queue_items SET lease_until = lease_until + ?, next_run_at = lease_until + ?"
@@ -416,20 +429,35 @@ class SQLiteBackend(BackendBase):
         with self._transaction() as conn:
             now, now_ns = self._now()
             expired = self._sweep_expired(conn, now_ns)
-            rows = conn.execute(self.SELECT_READY, [route, target, now_ns, wanted]).fetchall()
+            found = conn.execute(self.SELECT_READY, [route, target, now_ns, wanted]).fetchone()
+            rows = json.loads(found[0]) if found and found[0] else []
+            # json_group_array keeps the subquery's order in practice; sort to be sure.
+            rows.sort(key=lambda row: (row[4], row[2], row[1]))
             lease_until = now + lease_ttl
             until_ns = to_ns(lease_until)
-            updates = []
-            for row in rows:
-                envelope = envelope_from_row(row)
-                envelope.state = "leased"
-                envelope.lease_id = new_lease_id()
-                envelope.lease_until = lease_until
-                envelope.next_run_at = lease_until
-                envelope.attempt += 1
-                updates.append((envelope.lease_id, until_ns, until_ns, envelope.id))
-                leased.append(envelope)
-            conn.executemany(self.LEASE_ITEM, updates)
+            pairs = []
+            for rowid, item_id, received_ns, attempt, _, payload, headers, trace, version in rows:
+                lease_id = new_lease_id()
+                pairs.append((rowid, lease_id))
+                leased.append(
+                    Envelope(
+                        id=item_id,
+                        route=route,
+                        target=target,
+                        payload=bytes.fromhex(payload),
+                        received_at=from_ns(received_ns),
+                        next_run_at=lease_until,
+                        state="leased",
+                        attempt=attempt + 1,
+                        headers=headers,
+                        trace=trace,
+                        schema_version=version,
+                        lease_id=lease_id,
+                        lease_until=lease_until,
+                    )
+                )
+            if pairs:
+                conn.execute(self.LEASE_ITEMS, [until_ns, until_ns, to_json_list(pairs)])
 
         self._notify_ready(expired)
         return leased
@@ -437,10 +465,10 @@ class SQLiteBackend(BackendBase):
     def _worth_leasing(self, route: str, target: str) -> bool:
         """Whether a lease transaction could change anything: something of route/target is
         ready, or some lease has expired. Idle pollers then never queue behind writers."""
-        conn = self._reader()
         now_ns = to_ns(self.settings.clock())
-        ready = conn.execute(self.ANY_READY, [route, target, now_ns]).fetchone()
-        return ready is not None or conn.execute(self.ANY_EXPIRED, [now_ns]).fetchone() is not None
+        return bool(
+            self._reader().execute(self.ANY_WORK, [route, target, now_ns, now_ns]).fetchone()[0]
+        )
 
     def _sweep_expired(self, conn: sqlite3.Connection, now_ns: int) -> set[tuple[str, str]]:
         return {(row[0], row[1]) for row in conn.execute(self.SWEEP_EXPIRED, [now_ns, now_ns])}
@@ -488,14 +516,13 @@ class SQLiteBackend(BackendBase):
         with self._transaction() as conn:
             _, now_ns = self._now()
             live: dict[str, tuple[str, str]] = {}
-            for chunk in _chunks(list(dict.fromkeys(lease_ids))):
-                find = self.FIND_LIVE_LEASES.format(marks=_marks(chunk))
-                found = conn.execute(find, [*chunk, now_ns, route, route]).fetchall()
-                if not found:
-                    continue
-                ids = [row[1] for row in found]
-                conn.execute(statement.format(marks=_marks(ids)), [*values(now_ns), *ids])
-                for lease_id, _, lease_route, lease_target in found:
+            wanted = to_json_list(list(dict.fromkeys(lease_ids)))
+            found = conn.execute(self.FIND_LIVE_LEASES, [wanted, now_ns, route, route]).fetchone()
+            rows = json.loads(found[0]) if found and found[0] else []
+            if rows:
+                rowids = to_json_list([row[1] for row in rows])
+                conn.execute(statement, [*values(now_ns), rowids])
+                for lease_id, _, lease_route, lease_target in rows:
                     live[lease_id] = (lease_route, lease_target)
             for lease_id in lease_ids:
                 if lease_id not in live:
