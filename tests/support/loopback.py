@@ -1,0 +1,95 @@
+"""Free TCP ports, one-call HTTP and a waitress server, all on 127.0.0.1 and all bounded."""
+
+import json
+import socket
+import threading
+from dataclasses import dataclass
+
+import urllib3
+import waitress
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+@dataclass
+class Ports:
+    ingress: int
+    pull: int
+    admin: int
+
+    @classmethod
+    def allocate(cls) -> "Ports":
+        return cls(free_port(), free_port(), free_port())
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+_pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2.0, read=10.0))
+
+
+def http(method: str, url: str, body=None, headers=None, json_body=None, timeout=10.0) -> Reply:
+    """One HTTP request to a loopback URL; never raises for an HTTP status."""
+    assert url.startswith("http://127.0.0.1:"), url
+    headers = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    response = _pool.request(
+        method,
+        url,
+        body=body,
+        headers=headers,
+        timeout=urllib3.Timeout(connect=2.0, read=timeout),
+        redirect=False,
+    )
+    return Reply(response.status, dict(response.headers), response.data)
+
+
+class LoopbackServer:
+    """A WSGI app on waitress at 127.0.0.1:<free port>; stops within a fraction of a second.
+
+    ``options`` go to ``waitress.create_server`` (``threads`` and the like).
+    """
+
+    def __init__(self, app, **options):
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, **options)
+        self.port = self.server.effective_port
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            self.server.asyncore.loop(timeout=0.05, map=self.server._map, count=1)
+        for channel in list(self.server._map.values()):
+            channel.close()
+        self.server.task_dispatcher.shutdown(timeout=5)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=10)
