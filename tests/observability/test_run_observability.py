@@ -27,9 +27,9 @@ def json_lines(path, at_least: int) -> list[dict]:
         time.sleep(0.02)
 
 
-def test_scrape_health_and_logs_after_known_traffic(hookaido_run, free_ports, fetch, tmp_path):
+def test_scrape_health_and_logs_after_known_traffic(hookaido_process, free_ports, fetch):
     ingress, pull, admin, metrics = free_ports(4)
-    run = hookaido_run(
+    run = hookaido_process(
         f"""
         ingress {{ listen 127.0.0.1:{ingress} }}
         pull_api {{
@@ -44,7 +44,8 @@ def test_scrape_health_and_logs_after_known_traffic(hookaido_run, free_ports, fe
         }}
         {ROUTE} {{ pull {{ path /pull/github }} }}
         """
-    ).start(ready_port=metrics)
+    )
+    run.start(wait=False).wait_listening(metrics)
     base_pull = f"http://127.0.0.1:{pull}/pull/github"
     worker = {"Authorization": "Bearer worker-token", "Content-Type": "application/json"}
 
@@ -81,7 +82,7 @@ def test_scrape_health_and_logs_after_known_traffic(hookaido_run, free_ports, fe
     assert diagnostics["pull"]["total"]["acked_total"] == 2
     assert diagnostics["queue"]["by_state"]["queued"] == 1
 
-    access = json_lines(tmp_path / "access.log", at_least=8)
+    access = json_lines(run.workdir / "access.log", at_least=8)
     # Each line is written once its response is sent, so neighbours may swap places.
     assert sorted((line["component"], line["path"], line["status"]) for line in access) == [
         ("admin_api", "/healthz", 200),
@@ -96,7 +97,7 @@ def test_scrape_health_and_logs_after_known_traffic(hookaido_run, free_ports, fe
     assert all(line["msg"] == "http_request" for line in access)
 
     assert run.stop() == 0
-    runtime = json_lines(tmp_path / "runtime.log", at_least=1)
+    runtime = json_lines(run.workdir / "runtime.log", at_least=1)
     names = [line["msg"] for line in runtime]
     assert {"config_ok", "queue_backend_selected", "server_started", "server_stopped"} <= set(names)
     assert "http_request" not in names
@@ -125,7 +126,7 @@ def wait_for(predicate, timeout: float = 10.0):
 
 
 def test_push_delivery_and_publish_counters_after_known_outcomes(
-    hookaido_run, free_ports, fetch, serve
+    hookaido_process, free_ports, fetch, serve
 ):
     received = []
 
@@ -137,7 +138,7 @@ def test_push_delivery_and_publish_counters_after_known_outcomes(
 
     target = serve(receiver)
     ingress, admin, metrics = free_ports(3)
-    hookaido_run(
+    run = hookaido_process(
         f"""
         ingress {{ listen 127.0.0.1:{ingress} }}
         admin_api {{ listen 127.0.0.1:{admin} }}
@@ -159,7 +160,8 @@ def test_push_delivery_and_publish_counters_after_known_outcomes(
           }}
         }}
         """
-    ).start(ready_port=metrics)
+    )
+    run.start(wait=False).wait_listening(metrics)
     audit = {"X-Hookaido-Audit-Reason": "test", "Content-Type": "application/json"}
 
     fetch("POST", f"http://127.0.0.1:{ingress}/webhooks/ok", body=b"{}")
@@ -199,13 +201,11 @@ def test_push_delivery_and_publish_counters_after_known_outcomes(
     assert values[("hookaido_queue_depth", (("state", "queued"),))] == 0
 
 
-def test_sighup_moves_both_logs_to_fresh_files_after_rotation(
-    hookaido_run, free_ports, fetch, tmp_path
-):
+def test_sighup_moves_both_logs_to_fresh_files_after_rotation(hookaido_process, free_ports, fetch):
     import signal
 
     ingress, admin, pull = free_ports(3)
-    run = hookaido_run(
+    run = hookaido_process(
         f"""
         ingress {{ listen 127.0.0.1:{ingress} }}
         admin_api {{ listen 127.0.0.1:{admin} }}
@@ -216,14 +216,15 @@ def test_sighup_moves_both_logs_to_fresh_files_after_rotation(
         /webhooks/github {{ pull {{ path /pull/github }} }}
         pull_api {{ listen 127.0.0.1:{pull}; auth token raw:t }}
         """
-    ).start(ready_port=admin)
-    logs = tmp_path / "logs"
+    )
+    run.start(wait=False).wait_listening(admin)
+    logs = run.workdir / "logs"
     fetch("POST", f"http://127.0.0.1:{ingress}/webhooks/github", body=b"{}")
     json_lines(logs / "access.log", at_least=1)
 
     (logs / "access.log").rename(logs / "access.log.1")
     (logs / "runtime.log").rename(logs / "runtime.log.1")
-    run.process.send_signal(signal.SIGHUP)
+    run.send_signal(signal.SIGHUP)
     wait_for(lambda: "config_reloaded_ok" in messages(logs / "runtime.log"))
     fetch("POST", f"http://127.0.0.1:{ingress}/webhooks/github", body=b"{}")
 
