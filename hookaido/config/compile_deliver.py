@@ -1,6 +1,7 @@
 """Compile a route's ``deliver`` targets: URL or keyword kind, retry, timeout, headers, exec
 environment and outbound signing (``sign ...``)."""
 
+import shlex
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -46,6 +47,8 @@ def _target_kind(directive: Directive, problems: Problems, where: str, registry)
         if not target.strip():
             problems.error(args[1], f"{where}: deliver {keyword}: empty target")
             return None
+        if keyword == "exec" and not _splits_into_words(args[1], target, problems, where):
+            return None
         return keyword, target, False
     text = args[0].text
     if not text.strip():
@@ -76,6 +79,21 @@ def _target_kind(directive: Directive, problems: Problems, where: str, registry)
             )
             return None
     return scheme, text, True
+
+
+def _splits_into_words(at, command: str, problems: Problems, where: str) -> bool:
+    """An exec command is split like a shell would split it, at compile time, so a quote
+    left open is reported here rather than when the first delivery is attempted."""
+    try:
+        shlex.split(command)
+    except ValueError as exc:
+        problems.error(
+            at,
+            f"{where}: deliver exec {quote(command)}: cannot split the command into words "
+            f"({exc}); close every quote, or escape a literal quote with a backslash",
+        )
+        return False
+    return True
 
 
 def _target(directive: Directive, problems: Problems, where: str, ctx):

@@ -146,6 +146,7 @@ class Metrics:
         self.store_errors = Counter(
             "hookaido_store_errors", "Store errors", ["backend", "operation", "kind"], registry=r
         )
+        self._store_observers: dict[str, StoreMetrics] = {}
 
         self.tracing_enabled = Gauge("hookaido_tracing_enabled", "Tracing", registry=r)
         self.tracing_init_failures = Counter(
@@ -162,6 +163,75 @@ class Metrics:
             registry=r,
         )
 
+    def store_observer(self, backend: str) -> "StoreMetrics":
+        """The ``StoreObserver`` to put in the ``BackendSettings`` of backend ``backend``.
+
+        For ``sqlite`` it also declares the ``hookaido_store_sqlite_*`` families, which stay
+        absent on every other backend. Asking twice for one backend gives the same observer.
+        """
+        if backend not in self._store_observers:
+            self._store_observers[backend] = StoreMetrics(self, backend)
+        return self._store_observers[backend]
+
     def ingress_reject(self, reason: str, status: int) -> None:
         self.ingress_rejected.inc()
         self.ingress_rejected_by_reason.labels(reason, ingress_status_label(status)).inc()
+
+
+# sqlite's own families: which generic report feeds which of them.
+SQLITE_SECONDS = {
+    "write_tx": ("hookaido_store_sqlite_write_seconds", "SQLite write transaction latency"),
+    "dequeue_tx": ("hookaido_store_sqlite_dequeue_seconds", "SQLite dequeue transaction latency"),
+    "checkpoint": ("hookaido_store_sqlite_checkpoint_seconds", "SQLite WAL checkpoint latency"),
+}
+SQLITE_COUNTS = {
+    "retry": ("hookaido_store_sqlite_retry", "SQLite transactions retried"),
+    "tx_commit": ("hookaido_store_sqlite_tx_commit", "SQLite transactions committed"),
+    "tx_rollback": ("hookaido_store_sqlite_tx_rollback", "SQLite transactions rolled back"),
+    "checkpoint": ("hookaido_store_sqlite_checkpoint", "SQLite WAL checkpoints"),
+}
+SQLITE_ERRORS = {
+    ("begin_tx", "busy"): ("hookaido_store_sqlite_busy", "SQLite busy when beginning a write"),
+    ("checkpoint", "error"): ("hookaido_store_sqlite_checkpoint_errors", "Failed checkpoints"),
+}
+
+
+class StoreMetrics:
+    """A ``StoreObserver`` that records one backend's reports into a ``Metrics`` registry."""
+
+    def __init__(self, metrics: Metrics, backend: str):
+        self.backend = backend
+        self._seconds = metrics.store_operation_seconds
+        self._total = metrics.store_operation
+        self._errors = metrics.store_errors
+        self._own_seconds: dict = {}
+        self._own_counts: dict = {}
+        self._own_errors: dict = {}
+        if backend == "sqlite":
+            self._declare_sqlite(metrics.registry)
+
+    def _declare_sqlite(self, registry) -> None:
+        for operation, (name, doc) in SQLITE_SECONDS.items():
+            self._own_seconds[operation] = Histogram(name, doc, registry=registry)
+        for operation, (name, doc) in SQLITE_COUNTS.items():
+            self._own_counts[operation] = Counter(name, doc, registry=registry)
+        for key, (name, doc) in SQLITE_ERRORS.items():
+            self._own_errors[key] = Counter(name, doc, registry=registry)
+
+    def observe(self, operation: str, seconds: float) -> None:
+        self._seconds.labels(self.backend, operation).observe(seconds)
+        own = self._own_seconds.get(operation)
+        if own is not None:
+            own.observe(seconds)
+
+    def count(self, operation: str) -> None:
+        self._total.labels(self.backend, operation).inc()
+        own = self._own_counts.get(operation)
+        if own is not None:
+            own.inc()
+
+    def error(self, operation: str, kind: str) -> None:
+        self._errors.labels(self.backend, operation, kind).inc()
+        own = self._own_errors.get((operation, kind))
+        if own is not None:
+            own.inc()

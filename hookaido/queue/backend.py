@@ -10,6 +10,7 @@ import abc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from hookaido.queue.model import Attempt, Envelope, LeaseResult, Stats
 
@@ -31,15 +32,59 @@ class Retention:
     attempts_max_rows: int | None = 200000
 
 
+class StoreObserver(Protocol):
+    """Where a backend reports its own operations; Hookaido turns the reports into the
+    ``hookaido_store_*`` metrics, labelled with the backend's name.
+
+    Calls must be cheap and never raise, so a backend may make them with its locks held.
+    Operation and kind names are the backend's own vocabulary; the names Hookaido documents
+    for ``sqlite`` and ``memory`` (operations ``write_tx``, ``dequeue_tx``, ``checkpoint``,
+    ``tx_commit``, ``tx_rollback``, ``retry``, ``enqueue_reject``, ``evict``; errors
+    ``begin_tx``/``busy``, ``checkpoint``/``error``, ``enqueue``/``memory_pressure``) also
+    feed the backend-specific families. Other backends may report names of their own.
+    """
+
+    def observe(self, operation: str, seconds: float) -> None:
+        """One timed operation took ``seconds`` (``hookaido_store_operation_seconds``)."""
+
+    def count(self, operation: str) -> None:
+        """One operation happened (``hookaido_store_operation_total``)."""
+
+    def error(self, operation: str, kind: str) -> None:
+        """``operation`` failed with ``kind`` (``hookaido_store_errors_total``)."""
+
+
+class SilentObserver:
+    """The observer of a backend built without one: every report is dropped."""
+
+    def observe(self, operation: str, seconds: float) -> None:
+        pass
+
+    def count(self, operation: str) -> None:
+        pass
+
+    def error(self, operation: str, kind: str) -> None:
+        pass
+
+
+SILENT_OBSERVER = SilentObserver()
+
+
 @dataclass(frozen=True)
 class BackendSettings:
-    """What a backend factory receives. ``db_path`` is ignored by non-file backends."""
+    """What a backend factory receives. ``db_path`` is ignored by non-file backends.
+
+    ``observer`` (a ``StoreObserver``) receives the backend's operation reports; ``None``
+    means nobody listens. Backends built on ``BackendBase`` use ``self.observer``, which is
+    never ``None``.
+    """
 
     db_path: str = "./hookaido.db"
     max_depth: int = 10000  # queued + leased across all routes; 0 = unlimited
     drop_policy: str = "reject"  # reject | drop_oldest
     retention: Retention = field(default_factory=Retention)
     clock: Callable[[], datetime] = utc_now
+    observer: StoreObserver | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from hookaido.observability.log import event
-from hookaido.queue.backend import BackendSettings, QueueBackend
+from hookaido.queue.backend import SILENT_OBSERVER, BackendSettings, QueueBackend, StoreObserver
 
 SETTLED_MEMORY = timedelta(minutes=2)
 SETTLED_CAPACITY = 20000
@@ -94,6 +94,11 @@ class BackendBase(QueueBackend):
         self._prune_lock = threading.Lock()
         self._last_prune_at: datetime | None = None
         self._prune_thread: threading.Thread | None = None
+
+    @property
+    def observer(self) -> StoreObserver:
+        """Where to report store operations: ``settings.observer``, or a silent stand-in."""
+        return self.settings.observer or SILENT_OBSERVER
 
     # -- readiness ------------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hookaido.observability.log import event
-from hookaido.queue.backend import MessageFilter
 from hookaido.queue.errors import QueueError
 from hookaido.server.admin_common import invalid_query, query_param, query_route, query_time
 from hookaido.server.envelope_json import render_time
@@ -62,37 +61,25 @@ class TrendRecorder:
         self._thread: threading.Thread | None = None
 
     def capture(self) -> None:
-        """Record one snapshot now. Store errors are logged and skipped."""
+        """Record one snapshot now from one aggregate count. Store errors are logged and
+        skipped."""
         now = self.clock()
         try:
-            stats = self.backend.stats()
-            per_bucket = self._bucket_counts(stats)
+            per_bucket = self.backend.counts_by_route(TRACKED_STATES)
         except QueueError as error:
             event("backlog_trend_capture_failed", level="warn", error=str(error))
             return
-        by_state = stats.by_state
-        rows = [
-            TrendRow(
-                now, by_state.get("queued", 0), by_state.get("leased", 0), by_state.get("dead", 0)
-            )
-        ]
+        rows = [TrendRow(now, 0, 0, 0)]
+        totals = [0, 0, 0]
         for (route, target), counts in sorted(per_bucket.items()):
-            rows.append(TrendRow(now, counts[0], counts[1], counts[2], route, target))
+            queued, leased, dead = (counts.get(state, 0) for state in TRACKED_STATES)
+            totals[0] += queued
+            totals[1] += leased
+            totals[2] += dead
+            rows.append(TrendRow(now, queued, leased, dead, route, target))
+        rows[0] = TrendRow(now, *totals)
         with self._lock:
             self._rows.extend(rows)
-
-    def _bucket_counts(self, stats) -> dict[tuple[str, str], list[int]]:
-        # Limitation: the backend interface has no per-route counts by state, so each capture
-        # lists the queued, leased and dead envelopes once; its cost grows with the backlog.
-        counts: dict[tuple[str, str], list[int]] = {}
-        for position, state in enumerate(TRACKED_STATES):
-            total = stats.by_state.get(state, 0)
-            if not total:
-                continue
-            found = self.backend.list_messages(MessageFilter(states=(state,), limit=total))
-            for envelope in found:
-                counts.setdefault((envelope.route, envelope.target), [0, 0, 0])[position] += 1
-        return counts
 
     def samples(
         self, since: datetime, until: datetime, route: str | None = None, target: str | None = None

@@ -146,7 +146,8 @@ def load_secrets(config: Config) -> dict:
         raise StartupError("load_secrets_failed", [*exc.problems]) from exc
 
 
-def open_backend(config: Config, db_path: str, registry):
+def open_backend(config: Config, db_path: str, registry, observer=None):
+    """Build and open the configured backend; ``observer`` receives its store reports."""
     registration = registry.get("backend", config.backend)
     if registration is None:
         installed = ", ".join(registry.names("backend")) or "none"
@@ -167,6 +168,7 @@ def open_backend(config: Config, db_path: str, registry):
         max_depth=config.queue_limits.max_depth,
         drop_policy=config.queue_limits.drop_policy,
         retention=config.retention if config.retention is not None else Retention(),
+        observer=observer,
     )
     try:
         backend = registration.factory(settings)
@@ -224,7 +226,7 @@ class Component:
     app: object
 
 
-def _components(runtime: Runtime) -> list[Component]:
+def _components(runtime: Runtime, trends=None) -> list[Component]:
     config = runtime.config
     components = [
         Component(
@@ -255,7 +257,7 @@ def _components(runtime: Runtime) -> list[Component]:
             config.admin_api.listen,
             config.admin_api.prefix,
             config.admin_api.tls,
-            make_admin_app(runtime),
+            make_admin_app(runtime, trends),
         )
     )
     return components
@@ -272,14 +274,17 @@ def _group_app(group: list[Component]):
     return PrefixRouter(mounts, fallback)
 
 
-def start_listeners(runtime: Runtime) -> list[tuple[object, list[Component]]]:
-    """Start one listener per distinct ``listen`` string, plus the metrics listener."""
+def start_listeners(runtime: Runtime, trends=None) -> list[tuple[object, list[Component]]]:
+    """Start one listener per distinct ``listen`` string, plus the metrics listener.
+
+    ``trends`` is the started ``TrendRecorder`` the Admin API reads backlog trends from.
+    """
     from hookaido.observability.accesslog import wrap_access_log
     from hookaido.observability.metrics_server import start_metrics_server
 
     observability = runtime.config.observability
     groups: dict[str, list[Component]] = {}
-    for component in _components(runtime):
+    for component in _components(runtime, trends):
         groups.setdefault(component.listen, []).append(component)
     check_listener_tls(groups.values())
     started = []
@@ -398,6 +403,7 @@ class Server:
         self.listeners: list = []
         self.dispatcher = None
         self.pruner: Pruner | None = None
+        self.trends = None
         self.stopping = threading.Event()
         self.reload_requests: list[str] = []
         self._watch_signature = None
@@ -418,16 +424,19 @@ class Server:
 
         secrets = load_secrets(config)
         registry = plugin_registry()
-        backend = open_backend(config, options.db, registry)
+        metrics = Metrics()
+        backend = open_backend(
+            config, options.db, registry, observer=metrics.store_observer(config.backend)
+        )
         try:
-            self._start_runtime(config, secrets, fingerprint, registry, backend)
+            self._start_runtime(config, secrets, fingerprint, registry, backend, metrics)
         except BaseException:
             self.shutdown()
             if self.runtime is None:
                 backend.close()
             raise
 
-    def _start_runtime(self, config, secrets, fingerprint, registry, backend) -> None:
+    def _start_runtime(self, config, secrets, fingerprint, registry, backend, metrics) -> None:
         from hookaido.nonces import NonceStore
 
         shell = _RuntimeShell(registry, NonceStore())
@@ -435,11 +444,15 @@ class Server:
             generation = build_generation(config, secrets, shell, fingerprint, 1)
         except ConfigError as exc:
             raise StartupError("load_auth_failed", [*exc.problems]) from exc
-        runtime = Runtime(generation, backend, registry, metrics=Metrics())
+        runtime = Runtime(generation, backend, registry, metrics=metrics)
         runtime.nonces = shell.nonces
         self.runtime = runtime
 
-        self.listeners = start_listeners(runtime)
+        from hookaido.server.admin_trends import TrendRecorder
+
+        self.trends = TrendRecorder(backend)
+        self.trends.start()
+        self.listeners = start_listeners(runtime, self.trends)
         try:
             self.dispatcher = start_dispatcher(runtime)
         except Exception as exc:
@@ -567,6 +580,9 @@ class Server:
             except Exception as exc:
                 event("dispatcher_stop_failed", level="warn", error=str(exc))
             self.dispatcher = None
+        if self.trends is not None:
+            self.trends.stop()
+            self.trends = None
         if self.pruner is not None:
             self.pruner.stopping.set()
             self.pruner.join(timeout=2.0)

@@ -145,6 +145,7 @@ class MemoryBackend(BackendBase):
         if excess <= 0:
             return []
         if self.settings.drop_policy != "drop_oldest" or excess > self._count["queued"]:
+            self.observer.count("enqueue_reject")
             raise QueueFull("queue is full")
 
         victims: list[_Item] = []
@@ -183,6 +184,8 @@ class MemoryBackend(BackendBase):
         self._pressure_reason = reason
         if reason:
             self._pressure_rejected += 1
+            self.observer.count("enqueue_reject")
+            self.observer.error("enqueue", "memory_pressure")
             raise MemoryPressure(reason)
 
     def _retained_item_limit(self) -> int | None:
@@ -592,6 +595,7 @@ class MemoryBackend(BackendBase):
     def _evict(self, item: _Item, reason: str) -> None:
         self._remove(item)
         self._evictions[reason] += 1
+        self.observer.count("evict")
 
     def _valid(self, entry) -> _Item | None:
         item = self._items.get(entry[-2])
