@@ -1,4 +1,8 @@
-"""What inbound verifiers receive and return: the contract behind the ``register_auth`` hook."""
+"""What inbound verifiers receive and return: the contract behind the ``register_auth`` hook.
+
+A verifier may declare ``needs_body = False`` to be called before the body is read (with an
+empty ``body``); see ``register_auth`` in ``hookaido.hookspecs`` for every convention.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -8,8 +12,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class InboundRequest:
-    """A webhook request as ingress saw it. Header names keep the sender's case;
-    look them up with ``header()``, which ignores case."""
+    """A webhook request as ingress saw it.
+
+    Ingress hands ``headers`` over with canonical names: every ``-``-separated word
+    capitalised, the rest lower case (``x-github-event`` -> ``X-Github-Event``). ``header()``
+    ignores case, so it also works on requests built by hand in tests. ``body`` is ``b""``
+    for a verifier that declares ``needs_body = False``: it runs before the body is read.
+    """
 
     method: str
     path: str  # the raw request path, before cleaning
@@ -37,8 +46,10 @@ class Verdict:
     detail: str = ""
     on_enqueued: Callable[[], None] | None = None
     on_refused: Callable[[], None] | None = None
-    # Headers to store on the envelope, overriding inbound ones of the same name
-    # (forward auth's ``copy_headers``).
+    # Headers merged into the stored headers of an allowed webhook (forward auth's
+    # ``copy_headers``): after the inbound names were canonicalised and credentials left out,
+    # each replaces the stored header of exactly the same name or is added. Use canonical
+    # names (``X-Auth-User``).
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod

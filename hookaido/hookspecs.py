@@ -56,6 +56,22 @@ def register_auth(register):
         protection claims permanent or to release them). An allowing verdict may also carry
         ``headers`` to store with the webhook, replacing inbound headers of the same name.
 
+    Conventions the ingress follows with every verifier:
+
+    - **Header names are canonical.** ``request.headers`` has each name with every
+      ``-``-separated word capitalised and the rest lower case (``x-github-event`` arrives as
+      ``X-Github-Event``), whatever case the sender used; ``request.header(name)`` looks a
+      header up ignoring case.
+    - **``needs_body = False``** as an attribute of the verifier makes it run before the body
+      is read, with ``request.body == b""``: a refusal then costs no body read and no
+      ``max_body`` check. Without the attribute (or with ``True``) it runs after the body was
+      read and checked against ``max_body``.
+    - **``Verdict.headers`` are merged into the stored headers** after the inbound ones were
+      canonicalised and credentials (``Authorization``, ``Cookie``, ...) were left out: a
+      verdict header replaces an inbound header of exactly the same name and is otherwise
+      added, and counts towards ``max_headers``. Give the names in canonical form
+      (``X-Auth-User``) so they replace what the sender sent.
+
     Raise ``hookaido.errors.ConfigError`` from the factory for options that cannot work.
     """
 
