@@ -1,14 +1,9 @@
-"""Certificates made by trustme, a TLS listener factory, an HTTPS client and a ``hookaido run``
-process for the TLS tests."""
+"""Certificates made by trustme, a TLS listener factory and an HTTPS client for the TLS tests;
+``hookaido run`` processes come from tests/conftest.py."""
 
 import http.client
 import json
-import signal
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +12,8 @@ import trustme
 
 from hookaido.config.model import TLSConfig
 from hookaido.server.tls import make_tls_server
+
+from ..support.loopback import free_port
 
 
 @dataclass
@@ -139,93 +136,7 @@ def client(certs) -> Client:
     return Client(certs)
 
 
-@pytest.fixture
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class HookaidoRun:
-    """``python -m hookaido run`` in ``workdir`` (certificates are copied there first)."""
-
-    def __init__(self, workdir: Path, config_text: str):
-        self.workdir = workdir
-        (workdir / "Hookaidofile").write_text(config_text, encoding="utf-8")
-        self.stderr_path = workdir / "stderr.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "HookaidoRun":
-        with open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "hookaido", "run", "--config", "Hookaidofile"]
-                + ["--db", str(self.workdir / "hookaido.db")],
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        return self
-
-    def wait_listening(self, port: int, timeout: float = 15.0) -> "HookaidoRun":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"hookaido run exited early:\n{self.stderr()}")
-            with socket.socket() as probe:
-                probe.settimeout(0.2)
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return self
-            time.sleep(0.05)
-        raise AssertionError(f"hookaido run did not listen in {timeout}s:\n{self.stderr()}")
-
-    def wait_exit(self, timeout: float = 15.0) -> int:
-        return self.process.wait(timeout=timeout)
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> int:
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        code, self.process = self.process.returncode, None
-        return code
-
-
-@pytest.fixture
-def hookaido_run(tmp_path):
-    """Factory ``hookaido_run(config_text)`` run in ``tmp_path``; stopped after the test."""
-    runs = []
-
-    def make(config_text: str) -> HookaidoRun:
-        run = HookaidoRun(tmp_path, config_text)
-        runs.append(run)
-        return run
-
-    yield make
-    for run in runs:
-        run.stop()
-
-
-@pytest.fixture
-def free_ports():
-    """``free_ports(n)``: n distinct TCP ports on 127.0.0.1 that nothing listens on now."""
-
-    def allocate(count: int) -> list[int]:
-        probes = [socket.socket() for _ in range(count)]
-        try:
-            for probe in probes:
-                probe.bind(("127.0.0.1", 0))
-            return [probe.getsockname()[1] for probe in probes]
-        finally:
-            for probe in probes:
-                probe.close()
-
-    return allocate
+@pytest.fixture(name="free_port")
+def one_free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (here a number, not a factory)."""
+    return free_port()

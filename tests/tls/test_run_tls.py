@@ -47,11 +47,12 @@ MUTUAL_TLS = """tls {
 
 
 def test_workers_and_operators_with_a_client_certificate_use_the_shared_tls_listener(
-    hookaido_run, free_ports, certs, client, tmp_path
+    hookaido_process, free_ports, certs, client
 ):
     ingress, shared = free_ports(2)
-    copy_certificates(certs, tmp_path)
-    hookaido_run(config(ingress, shared, MUTUAL_TLS)).start().wait_listening(shared)
+    run = hookaido_process(config(ingress, shared, MUTUAL_TLS))
+    copy_certificates(certs, run.workdir)
+    run.start(wait=False).wait_listening(shared)
     urllib.request.urlopen(
         urllib.request.Request(
             f"http://127.0.0.1:{ingress}/webhooks/github", data=b'{"zen":"tls"}', method="POST"
@@ -79,11 +80,12 @@ def test_workers_and_operators_with_a_client_certificate_use_the_shared_tls_list
 
 
 def test_the_shared_tls_listener_refuses_clients_without_the_right_certificate(
-    hookaido_run, free_ports, certs, client, tmp_path
+    hookaido_process, free_ports, certs, client
 ):
     ingress, shared = free_ports(2)
-    copy_certificates(certs, tmp_path)
-    hookaido_run(config(ingress, shared, MUTUAL_TLS)).start().wait_listening(shared)
+    run = hookaido_process(config(ingress, shared, MUTUAL_TLS))
+    copy_certificates(certs, run.workdir)
+    run.start(wait=False).wait_listening(shared)
     worker = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
     with pytest.raises(HANDSHAKE_REFUSED):
@@ -98,54 +100,56 @@ def test_the_shared_tls_listener_refuses_clients_without_the_right_certificate(
 
 
 def test_a_key_that_does_not_match_stops_start_up_before_anything_listens(
-    hookaido_run, free_ports, certs, tmp_path
+    hookaido_process, free_ports, certs
 ):
     ingress, shared = free_ports(2)
-    copy_certificates(certs, tmp_path)
-    trustme.CA().issue_cert("127.0.0.1").private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    run = hookaido_process(config(ingress, shared, MUTUAL_TLS))
+    copy_certificates(certs, run.workdir)
+    other_key = trustme.CA().issue_cert("127.0.0.1").private_key_pem
+    other_key.write_to_path(str(run.workdir / "server.key"))
     # The ingress port is taken: had Hookaido tried to listen anywhere before checking the
     # certificate files, it would complain about this address instead.
     with socket.socket() as occupant:
         occupant.bind(("127.0.0.1", ingress))
         occupant.listen()
-        run = hookaido_run(config(ingress, shared, MUTUAL_TLS)).start()
+        run.start(wait=False)
 
         code = run.wait_exit()
 
     assert code == 1
-    assert "config invalid:" in run.stderr()
-    assert "server.key" in run.stderr()
-    assert "does not match" in run.stderr()
-    assert "in use" not in run.stderr()
+    assert "config invalid:" in run.output()
+    assert "server.key" in run.output()
+    assert "does not match" in run.output()
+    assert "in use" not in run.output()
 
 
 def test_a_missing_certificate_file_stops_start_up_naming_the_file(
-    hookaido_run, free_ports, certs, tmp_path
+    hookaido_process, free_ports, certs
 ):
     ingress, shared = free_ports(2)
-    copy_certificates(certs, tmp_path)
-    (tmp_path / "server.pem").unlink()
-    run = hookaido_run(config(ingress, shared, MUTUAL_TLS)).start()
+    run = hookaido_process(config(ingress, shared, MUTUAL_TLS))
+    copy_certificates(certs, run.workdir)
+    (run.workdir / "server.pem").unlink()
+    run.start(wait=False)
 
     code = run.wait_exit()
 
     assert code == 1
-    assert "server.pem" in run.stderr()
-    assert "cannot read" in run.stderr()
+    assert "server.pem" in run.output()
+    assert "cannot read" in run.output()
 
 
 def test_ingress_and_pull_api_share_a_verify_if_given_listener(
-    hookaido_run, free_ports, certs, client, tmp_path
+    hookaido_process, free_ports, certs, client
 ):
     shared, admin = free_ports(2)
-    copy_certificates(certs, tmp_path)
     tls = """tls {
         cert_file server.pem
         key_file server.key
         client_ca client-ca.pem
         client_auth verify_if_given
       }"""
-    hookaido_run(
+    run = hookaido_process(
         f"""
         ingress {{
           listen 127.0.0.1:{shared}
@@ -160,7 +164,9 @@ def test_ingress_and_pull_api_share_a_verify_if_given_listener(
         admin_api {{ listen 127.0.0.1:{admin} }}
         /webhooks/github {{ pull {{ path /github }} }}
         """
-    ).start().wait_listening(shared)
+    )
+    copy_certificates(certs, run.workdir)
+    run.start(wait=False).wait_listening(shared)
     worker = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
     provider_status, _ = client.request(shared, "POST", "/webhooks/github", b'{"zen":"hi"}')
