@@ -7,6 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from ..support.loopback import free_port
+
 
 @dataclass
 class Seen:
@@ -82,8 +84,4 @@ def loopback_server():
 @pytest.fixture
 def closed_port():
     """A loopback port nothing listens on."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()

@@ -3,22 +3,19 @@ answered 401 with nothing queued, and a reload rotates a secret without forgetti
 
 import hashlib
 import hmac
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import pytest
 import stripe
-import urllib3
 from standardwebhooks import Webhook
 
-START_TIMEOUT = 15.0
+from ..support.loopback import Ports, http
+from ..support.process import HookaidoProcess
+
 STRIPE_SECRET = "whsec_e2e_stripe_secret"
 SW_SECRET = "whsec_ZTJlLXN0YW5kYXJkLXdlYmhvb2tzLWtleS0zMmI="
 
@@ -51,96 +48,42 @@ secrets {{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def orders_config(ports: Ports, orders_refs: str) -> str:
+    return CONFIG.format(
+        **asdict(ports),
+        orders_refs=orders_refs,
+        stripe_secret=STRIPE_SECRET,
+        sw_secret=SW_SECRET,
+    )
 
 
 class Node:
-    def __init__(self, workdir):
-        self.ports = {"ingress": free_port(), "admin": free_port(), "pull": free_port()}
-        self.config = workdir / "Hookaidofile"
-        self.log = workdir / "hookaido.log"
-        self.db = workdir / "hookaido.db"
-        self.pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=5))
-        self.process = None
+    """A running ``hookaido run`` and the calls these tests make to it."""
 
-    def write(self, orders_refs: str) -> None:
-        self.config.write_text(
-            CONFIG.format(
-                **self.ports,
-                orders_refs=orders_refs,
-                stripe_secret=STRIPE_SECRET,
-                sw_secret=SW_SECRET,
-            )
-        )
-
-    def start(self) -> None:
-        env = {**os.environ, "ORDERS_SECRET_A": "orders-secret-a"}
-        command = [sys.executable, "-m", "hookaido", "run", "--config", str(self.config)]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [*command, "--db", str(self.db)],
-                cwd=self.config.parent,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        self.wait_for("server_started")
-
-    def events(self, name: str) -> list[dict]:
-        found = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("msg") == name:
-                found.append(record)
-        return found
-
-    def wait_for(self, name: str, count: int = 1) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"hookaido exited:\n{self.log.read_text()}")
-            if len(self.events(name)) >= count:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"no {name} event:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+    def __init__(self, process: HookaidoProcess, ports: Ports):
+        self.process = process
+        self.ports = ports
 
     def post(self, path: str, body: bytes, headers: dict):
-        url = f"http://127.0.0.1:{self.ports['ingress']}{path}"
-        response = self.pool.request("POST", url, body=body, headers=headers)
-        return response.status, json.loads(response.data)
+        reply = http("POST", f"http://127.0.0.1:{self.ports.ingress}{path}", body, headers)
+        return reply.status, reply.json()
 
     def messages(self, route: str) -> list[dict]:
-        admin = f"http://127.0.0.1:{self.ports['admin']}"
-        url = f"{admin}/messages?route={route}&include_headers=true"
-        return json.loads(self.pool.request("GET", url).data)["items"]
+        admin = f"http://127.0.0.1:{self.ports.admin}"
+        return http("GET", f"{admin}/messages?route={route}&include_headers=true").json()["items"]
 
     def queued(self, route: str) -> int:
         return len(self.messages(route))
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    running = Node(tmp_path_factory.mktemp("auth-e2e"))
-    running.write("orders-a")
-    running.start()
-    yield running
-    running.stop()
+def node(module_hookaido_process, module_ports):
+    process = module_hookaido_process(
+        orders_config(module_ports, "orders-a"),
+        env={"ORDERS_SECRET_A": "orders-secret-a"},
+        name="auth-e2e",
+    )
+    return Node(process.start(), module_ports)
 
 
 def orders_headers(secret: bytes, body: bytes, nonce: str, ts: int | None = None) -> dict:
@@ -220,11 +163,11 @@ def test_reload_rotates_the_secret_and_keeps_nonces(node):
         node.post("/webhooks/orders", body, orders_headers(b"orders-secret-a", body, used))[0]
         == 202
     )
-    reloads = len(node.events("config_reloaded_ok"))
+    reloads = len(node.process.events("config_reloaded_ok"))
 
-    node.write("orders-b")
+    node.process.write_config(orders_config(node.ports, "orders-b"))
     node.process.send_signal(signal.SIGHUP)
-    node.wait_for("config_reloaded_ok", reloads + 1)
+    node.process.wait_for_event("config_reloaded_ok", reloads + 1)
 
     old = orders_headers(b"orders-secret-a", body, "e2e-" + uuid.uuid4().hex)
     new = orders_headers(b"orders-secret-b", body, "e2e-" + uuid.uuid4().hex)
@@ -247,7 +190,7 @@ pull_api {{ listen 127.0.0.1:{pull}; auth token raw:e2e-pull-token }}
 DECISIONS = {"allow": 204, "deny": 401, "forbid": 403, "broken": 500}
 
 
-def test_forward_auth_decides_through_hookaido_run(tmp_path, loopback_server):
+def test_forward_auth_decides_through_hookaido_run(hookaido_process, ports, loopback_server):
     service = loopback_server(
         lambda request: (
             DECISIONS[request.headers.get("X-Decision", "broken")],
@@ -255,19 +198,14 @@ def test_forward_auth_decides_through_hookaido_run(tmp_path, loopback_server):
             b"",
         )
     )
-    forward_node = Node(tmp_path)
-    forward_node.config.write_text(FORWARD_CONFIG.format(**forward_node.ports, url=service.url))
-    forward_node.start()
-    try:
-        answers = {
-            decision: forward_node.post(
-                "/webhooks/partners", b"0123456789", {"X-Decision": decision}
-            )
-            for decision in DECISIONS
-        }
-        stored = forward_node.messages("/webhooks/partners")
-    finally:
-        forward_node.stop()
+    process = hookaido_process(FORWARD_CONFIG.format(**asdict(ports), url=service.url))
+    forward_node = Node(process.start(), ports)
+
+    answers = {
+        decision: forward_node.post("/webhooks/partners", b"0123456789", {"X-Decision": decision})
+        for decision in DECISIONS
+    }
+    stored = forward_node.messages("/webhooks/partners")
 
     assert answers["allow"] == (202, {"status": "queued"})
     assert (answers["deny"][0], answers["deny"][1]["code"]) == (401, "unauthorized")
