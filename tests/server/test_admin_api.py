@@ -4,13 +4,11 @@ import base64
 import http.client
 import json
 import logging
-import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-import waitress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +28,8 @@ from hookaido.plugins import registry
 from hookaido.queue import Attempt, BackendSettings, Envelope, StoreUnavailable, new_attempt_id
 from hookaido.runtime import Generation, Runtime
 from hookaido.server.admin_api import make_admin_app
+
+from ..support.loopback import LoopbackServer
 
 ADMIN = SecretRef("raw", "admin-token")
 SECRETS = {ADMIN: b"admin-token"}
@@ -76,28 +76,6 @@ def open_backend(name: str, tmp_path, **settings):
     return store
 
 
-class LoopbackServer:
-    """A falcon app on waitress at 127.0.0.1:<free port>; stops within a fraction of a second."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        self.port = self.server.effective_port
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            self.server.asyncore.loop(timeout=0.05, map=self.server._map, count=1)
-        for channel in list(self.server._map.values()):
-            channel.close()
-        self.server.task_dispatcher.shutdown(timeout=5)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=10)
-
-
 class AdminServer(LoopbackServer):
     """The Admin API over a real backend, with a tiny HTTP client."""
 
@@ -111,7 +89,7 @@ class AdminServer(LoopbackServer):
             loaded_at=datetime(2026, 2, 9, 10, 0, tzinfo=UTC),
         )
         self.runtime = Runtime(generation, backend, registry(), metrics)
-        super().__init__(make_admin_app(self.runtime))
+        super().__init__(make_admin_app(self.runtime), threads=4)
 
     def call(self, method, path, body=None, token=None, headers=None, raw=None, query=None):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

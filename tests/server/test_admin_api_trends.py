@@ -3,12 +3,10 @@
 
 import http.client
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-import waitress
 
 from hookaido.config.model import Config, PullConfig, Route, TrendSignals
 from hookaido.plugins import registry
@@ -16,6 +14,8 @@ from hookaido.queue import BackendSettings, Envelope
 from hookaido.runtime import Generation, Runtime
 from hookaido.server.admin_api import make_admin_app
 from hookaido.server.admin_trends import TrendRecorder, TrendRow, trend_signals
+
+from ..support.loopback import LoopbackServer
 
 START = datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
 SETTINGS = TrendSignals()
@@ -51,34 +51,18 @@ def enqueue(backend, message_id, route="/webhooks/github"):
     backend.enqueue([Envelope(message_id, route, "pull", b"{}", now, now)])
 
 
-class AdminServer:
+class AdminServer(LoopbackServer):
     def __init__(self, backend, trends):
         runtime = Runtime(Generation(CONFIG), backend, registry())
-        self.server = waitress.create_server(
-            make_admin_app(runtime, trends), host="127.0.0.1", port=0, threads=2
-        )
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            self.server.asyncore.loop(timeout=0.05, map=self.server._map, count=1)
-        for channel in list(self.server._map.values()):
-            channel.close()
-        self.server.task_dispatcher.shutdown(timeout=5)
+        super().__init__(make_admin_app(runtime, trends), threads=2)
 
     def get(self, path, **query):
-        connection = http.client.HTTPConnection("127.0.0.1", self.server.effective_port, timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         connection.request("GET", f"{path}?{urlencode(query)}" if query else path)
         response = connection.getresponse()
         body = json.loads(response.read())
         connection.close()
         return response.status, body
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-import waitress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,8 @@ from hookaido.plugins import registry
 from hookaido.queue import BackendSettings, Envelope, StoreUnavailable, new_event_id
 from hookaido.runtime import Generation, Runtime
 from hookaido.server.pull_api import make_pull_app
+
+from ..support.loopback import LoopbackServer
 
 GLOBAL = SecretRef("raw", "global-token")
 BILLING = SecretRef("raw", "billing-token")
@@ -44,37 +45,13 @@ def open_backend(name: str, tmp_path):
     return backend
 
 
-class LoopbackServer:
-    """A falcon app on waitress at 127.0.0.1:<free port>; stops within a fraction of a second."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(
-            app, host="127.0.0.1", port=0, threads=6, channel_request_lookahead=1
-        )
-        self.port = self.server.effective_port
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            self.server.asyncore.loop(timeout=0.05, map=self.server._map, count=1)
-        for channel in list(self.server._map.values()):
-            channel.close()
-        self.server.task_dispatcher.shutdown(timeout=5)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=10)
-
-
 class PullServer(LoopbackServer):
     """The Pull API over a real backend, with a tiny HTTP client."""
 
     def __init__(self, config: Config, backend, metrics=None):
         self.backend = backend
         self.runtime = Runtime(Generation(config, secrets=SECRETS), backend, registry(), metrics)
-        super().__init__(make_pull_app(self.runtime))
+        super().__init__(make_pull_app(self.runtime), threads=6, channel_request_lookahead=1)
 
     def call(self, method, path, body=None, token="global-token", headers=None, raw=None):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
