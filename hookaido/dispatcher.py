@@ -294,28 +294,25 @@ class _Fleet:
         try:
             return self.backend.dequeue(work.route.path, target, work.batch, work.ttl)
         except Exception as exc:
-            event(
-                "dispatcher_dequeue_failed",
-                "warn",
-                route=work.route.path,
-                target=target,
-                error=error_text(str(exc)),
-            )
-            self.stopping.wait(STORE_ERROR_PAUSE)
+            self._pause_after_dequeue_failure(work, target, exc)
             return []
 
     def _wait_for_ready(self, work: _RouteWork, target: str, seconds: float) -> None:
         try:
             self.backend.wait_for_ready(work.route.path, target, seconds)
         except Exception as exc:
-            event(
-                "dispatcher_dequeue_failed",
-                "warn",
-                route=work.route.path,
-                target=target,
-                error=error_text(str(exc)),
-            )
-            self.stopping.wait(STORE_ERROR_PAUSE)
+            self._pause_after_dequeue_failure(work, target, exc)
+
+    def _pause_after_dequeue_failure(self, work: _RouteWork, target: str, exc: Exception) -> None:
+        """Log the store's failure and back off, so a broken store is not polled in a busy loop."""
+        event(
+            "dispatcher_dequeue_failed",
+            "warn",
+            route=work.route.path,
+            target=target,
+            error=error_text(str(exc)),
+        )
+        self.stopping.wait(STORE_ERROR_PAUSE)
 
     def _deliver_batch(self, work: _RouteWork, envelopes: list[Envelope]) -> None:
         for position, envelope in enumerate(envelopes):
