@@ -91,6 +91,12 @@ def register_backends(register):
     ``hookaido.queue.BackendSettings`` (database path, queue limits, retention rules).
     It returns an instance of a ``hookaido.queue.QueueBackend`` subclass. The shared
     contract suite in Hookaido's ``tests/`` runs against every registered backend.
+
+    ``settings.observer`` (a ``hookaido.queue.backend.StoreObserver``, or ``None``) is how a
+    backend reports its own operations without importing Prometheus: ``observe(operation,
+    seconds)``, ``count(operation)`` and ``error(operation, kind)`` become the
+    ``hookaido_store_*`` metrics labelled with the backend's name. Subclasses of
+    ``BackendBase`` call them on ``self.observer``, which is never ``None``.
     """
 
 
