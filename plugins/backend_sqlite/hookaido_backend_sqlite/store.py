@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -21,7 +21,6 @@ from hookaido.queue.base import BackendBase
 from hookaido.queue.errors import (
     LeaseConflict,
     MessageExists,
-    QueueError,
     QueueFull,
     StoreUnavailable,
 )
@@ -79,15 +78,19 @@ class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced: a reader dies with its thread."""
 
 
-class _PendingEnqueue:
-    """One ``enqueue`` call waiting to be part of the next group commit."""
+class _PendingWrite:
+    """One write (an enqueue, a dequeue, a settlement) waiting for the next group commit.
 
-    __slots__ = ("batch", "rows", "error", "finished")
+    ``work(conn)`` runs inside the shared transaction; its result or its error is handed to
+    the caller only after that transaction committed (or failed as a whole).
+    """
 
-    def __init__(self, batch: list[Envelope], rows: list[tuple]):
-        self.batch = batch
-        self.rows = rows
-        self.error: Exception | None = None
+    __slots__ = ("work", "result", "error", "finished")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], object]):
+        self.work = work
+        self.result: object = None
+        self.error: BaseException | None = None
         self.finished = threading.Event()
 
 
@@ -183,7 +186,7 @@ class SQLiteBackend(BackendBase):
         self._connections_lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self._closed = False
-        self._pending: list[_PendingEnqueue] = []
+        self._pending: list[_PendingWrite] = []
         self._pending_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -284,9 +287,20 @@ class SQLiteBackend(BackendBase):
             if envelope.id in seen:
                 raise MessageExists(envelope.id)
             seen.add(envelope.id)
-        request = _PendingEnqueue(batch, [self._item_row(envelope) for envelope in batch])
+        rows = [self._item_row(envelope) for envelope in batch]
         self._maybe_prune()
+        self._grouped(lambda conn: self._store_batch(conn, batch, rows))
+        self._notify_ready((envelope.route, envelope.target) for envelope in batch)
 
+    def _grouped(self, work: Callable[[sqlite3.Connection], object]):
+        """Run ``work(conn)`` in the next group commit and return its result once durable.
+
+        Concurrent writers share one transaction and one fsync: whoever holds the write
+        lock commits every write waiting at that moment, each in its own savepoint, so one
+        failing write (a duplicate id, a full queue) fails alone. Nobody hears success
+        before the shared COMMIT has returned.
+        """
+        request = _PendingWrite(work)
         with self._pending_lock:
             self._pending.append(request)
         if self._write_lock.acquire(timeout=WRITE_WAIT_SECONDS):
@@ -297,12 +311,11 @@ class SQLiteBackend(BackendBase):
                 self._write_lock.release()
         else:
             self._give_up_or_wait(request)
-
         if request.error is not None:
             raise request.error
-        self._notify_ready((envelope.route, envelope.target) for envelope in batch)
+        return request.result
 
-    def _give_up_or_wait(self, request: "_PendingEnqueue") -> None:
+    def _give_up_or_wait(self, request: _PendingWrite) -> None:
         """After a timed-out wait for the lock: withdraw the request, or, when a committing
         writer has already taken it, wait for that commit to finish."""
         with self._pending_lock:
@@ -313,32 +326,32 @@ class SQLiteBackend(BackendBase):
             raise StoreUnavailable(f"{self.path}: commit did not finish")
 
     def _commit_pending(self) -> None:
-        """Group commit: store every waiting enqueue in one transaction, one fsync.
-
-        Called with the write lock held. Each request runs in its own savepoint, so a
-        duplicate id or a full queue fails that request alone; nobody hears success before
-        the shared COMMIT has returned.
-        """
+        """Commit every waiting write in one transaction. Called with the write lock held."""
         with self._pending_lock:
             group, self._pending = self._pending, []
         conn = self._writer
-        failure: QueueError = StoreUnavailable(f"{self.path}: store is closed")
+        failure: BaseException = StoreUnavailable(f"{self.path}: store is closed")
         committed = False
         try:
             if conn is not None:
                 conn.execute("BEGIN IMMEDIATE")
-                for request in group:
-                    self._apply_in_savepoint(conn, request)
+                if len(group) == 1:
+                    # Alone: no savepoint needed, a failure rolls the transaction back.
+                    group[0].result = group[0].work(conn)
+                else:
+                    for request in group:
+                        self._apply_in_savepoint(conn, request)
                 conn.execute("COMMIT")
                 committed = True
-        except QueueError as exc:
-            failure = exc
         except sqlite3.Error as exc:
             failure = StoreUnavailable(f"{self.path}: {exc}")
+        except Exception as exc:
+            failure = exc
         finally:
             if not committed:
                 self._roll_back(conn)
                 for request in group:
+                    request.result = None
                     request.error = request.error or failure
             for request in group:
                 request.finished.set()
@@ -353,21 +366,26 @@ class SQLiteBackend(BackendBase):
         except sqlite3.Error:
             pass  # the connection already abandoned the transaction
 
-    def _apply_in_savepoint(self, conn: sqlite3.Connection, request: "_PendingEnqueue") -> None:
-        conn.execute("SAVEPOINT enqueue")
+    @staticmethod
+    def _apply_in_savepoint(conn: sqlite3.Connection, request: _PendingWrite) -> None:
+        conn.execute("SAVEPOINT write")
         try:
-            taken = self._first_existing(conn, request.batch)
-            if taken is not None:
-                raise MessageExists(taken)
-            self._make_room(conn, len(request.batch))
-            conn.executemany(self.INSERT_ITEM, request.rows)
-        except QueueError as exc:
-            conn.execute("ROLLBACK TO enqueue")
+            request.result = request.work(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO write")
             request.error = exc
+        conn.execute("RELEASE write")
+
+    def _store_batch(self, conn: sqlite3.Connection, batch: list[Envelope], rows: list[tuple]):
+        """The write of one ``enqueue``: refuse duplicates, apply ``max_depth``, insert."""
+        taken = self._first_existing(conn, batch)
+        if taken is not None:
+            raise MessageExists(taken)
+        self._make_room(conn, len(batch))
+        try:
+            conn.executemany(self.INSERT_ITEM, rows)
         except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK TO enqueue")
-            request.error = MessageExists(self._first_existing(conn, request.batch) or "")
-        conn.execute("RELEASE enqueue")
+            raise MessageExists(self._first_existing(conn, batch) or "") from None
 
     @staticmethod
     def _item_row(envelope: Envelope) -> tuple:
@@ -426,9 +444,11 @@ class SQLiteBackend(BackendBase):
         if not self._worth_leasing(route, target):
             return leased
 
-        with self._transaction() as conn:
+        expired: set[tuple[str, str]] = set()
+
+        def lease(conn: sqlite3.Connection) -> None:
             now, now_ns = self._now()
-            expired = self._sweep_expired(conn, now_ns)
+            expired.update(self._sweep_expired(conn, now_ns))
             found = conn.execute(self.SELECT_READY, [route, target, now_ns, wanted]).fetchone()
             rows = json.loads(found[0]) if found and found[0] else []
             # json_group_array keeps the subquery's order in practice; sort to be sure.
@@ -459,6 +479,7 @@ class SQLiteBackend(BackendBase):
             if pairs:
                 conn.execute(self.LEASE_ITEMS, [until_ns, until_ns, to_json_list(pairs)])
 
+        self._grouped(lease)
         self._notify_ready(expired)
         return leased
 
@@ -507,13 +528,13 @@ class SQLiteBackend(BackendBase):
         )
 
     def _settle(self, kind, lease_ids, route, statement, values, wakes=False) -> LeaseResult:
-        """Run a settling ``statement`` per lease in one transaction, then classify misses."""
+        """Run a settling ``statement`` on the live leases of a batch, then classify misses."""
         result = LeaseResult()
         settled: list[tuple[str, str]] = []
         unsettled: list[tuple[str, str]] = []
         notify: set = set()
 
-        with self._transaction() as conn:
+        def settle(conn: sqlite3.Connection) -> None:
             _, now_ns = self._now()
             live: dict[str, tuple[str, str]] = {}
             wanted = to_json_list(list(dict.fromkeys(lease_ids)))
@@ -533,6 +554,7 @@ class SQLiteBackend(BackendBase):
                 if wakes:
                     notify.add((lease_route, lease_target))
 
+        self._grouped(settle)
         for lease_id, lease_route in settled:
             self.settled.remember(kind, lease_id, lease_route)
             result.succeeded += 1
