@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import falcon
 
-from hookaido.observability.log import event
 from hookaido.queue.backend import AttemptFilter, MessageFilter
 from hookaido.queue.errors import QueueError
 from hookaido.server import admin_backlog, admin_mutations, admin_publish, admin_trends
@@ -28,7 +27,7 @@ from hookaido.server.jsonbody import (
     answer_error,
     answer_json,
     clean_path,
-    http_error_as_api_error,
+    unexpected_error_handler,
 )
 from hookaido.server.tokens import bearer_token, load_allowlist, token_allowed
 
@@ -362,16 +361,5 @@ def make_admin_app(runtime, trends=None) -> falcon.App:
     """
     app = falcon.App()
     app.add_sink(AdminAPI(runtime, trends), prefix="/")
-    app.add_error_handler(Exception, _answer_unexpected)
+    app.add_error_handler(Exception, unexpected_error_handler("admin_api_internal_error"))
     return app
-
-
-def _answer_unexpected(req, resp, error, params) -> None:
-    if isinstance(error, APIError):
-        answer_error(resp, error)
-        return
-    if isinstance(error, falcon.HTTPError):
-        answer_error(resp, http_error_as_api_error(error))
-        return
-    event("admin_api_internal_error", level="error", error=type(error).__name__)
-    answer_error(resp, APIError(500, "internal_error", "unexpected server error"))

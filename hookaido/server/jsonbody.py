@@ -10,6 +10,7 @@ import falcon
 
 from hookaido.config import values
 from hookaido.config.values import parse_api_duration, render_duration
+from hookaido.observability.log import event
 
 PULL_BODY_LIMIT = 1024 * 1024
 __all__ = ["parse_api_duration", "render_duration"]
@@ -49,6 +50,24 @@ def answer_error(resp: falcon.Response, error: APIError) -> None:
     resp.status = error.status
     resp.content_type = "application/json"
     resp.text = json.dumps(error.body())
+
+
+def unexpected_error_handler(event_name: str):
+    """A falcon error handler for an API app: an ``APIError`` or falcon's own refusal answers
+    in the ``{"code", "detail"}`` shape; anything else is logged as ``event_name`` and is a 500
+    ``internal_error`` without a traceback."""
+
+    def answer_unexpected(req, resp, error, params) -> None:
+        if isinstance(error, APIError):
+            answer_error(resp, error)
+            return
+        if isinstance(error, falcon.HTTPError):
+            answer_error(resp, http_error_as_api_error(error))
+            return
+        event(event_name, level="error", error=type(error).__name__)
+        answer_error(resp, APIError(500, "internal_error", "unexpected server error"))
+
+    return answer_unexpected
 
 
 def answer_json(resp: falcon.Response, body: Any, status: int = 200) -> None:

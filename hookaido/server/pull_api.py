@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import falcon
 
-from hookaido.observability.log import event
 from hookaido.queue.errors import LeaseConflict, QueueError
 from hookaido.server.envelope_json import dequeue_item
 from hookaido.server.jsonbody import (
@@ -25,10 +24,10 @@ from hookaido.server.jsonbody import (
     get_int,
     get_str,
     get_str_list,
-    http_error_as_api_error,
     invalid_body,
     parse_api_duration,
     read_object,
+    unexpected_error_handler,
 )
 from hookaido.server.tokens import bearer_token, load_allowlist, token_allowed
 
@@ -497,16 +496,5 @@ def make_pull_app(runtime) -> falcon.App:
     """The Pull API as a falcon app; paths arrive without the configured prefix."""
     app = falcon.App()
     app.add_sink(PullAPI(runtime), prefix="/")
-    app.add_error_handler(Exception, _answer_unexpected)
+    app.add_error_handler(Exception, unexpected_error_handler("pull_api_internal_error"))
     return app
-
-
-def _answer_unexpected(req, resp, error, params) -> None:
-    if isinstance(error, APIError):
-        answer_error(resp, error)
-        return
-    if isinstance(error, falcon.HTTPError):
-        answer_error(resp, http_error_as_api_error(error))
-        return
-    event("pull_api_internal_error", level="error", error=type(error).__name__)
-    answer_error(resp, APIError(500, "internal_error", "unexpected server error"))
