@@ -116,49 +116,46 @@ def check_fields(document: dict, allowed: tuple[str, ...], where: str = "") -> N
             raise invalid_body(f"unknown field {where}{key!r}; allowed: {', '.join(allowed)}")
 
 
-def get_int(document: dict, name: str) -> int | None:
+def _typed_field(document: dict, name: str, fits, expected: str):
+    """The field ``name`` if absent (``None``) or of the right type; else ``invalid_body``."""
     value = document.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid_body(f"field {name!r} must be an integer")
+    if not fits(value):
+        raise invalid_body(f"field {name!r} must be {expected}")
     return value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(entry, str) for entry in value)
+
+
+def _is_str_map(value) -> bool:
+    return isinstance(value, dict) and all(isinstance(entry, str) for entry in value.values())
+
+
+def get_int(document: dict, name: str) -> int | None:
+    return _typed_field(document, name, _is_int, "an integer")
 
 
 def get_bool(document: dict, name: str) -> bool | None:
-    value = document.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise invalid_body(f"field {name!r} must be true or false")
-    return value
+    return _typed_field(document, name, lambda value: isinstance(value, bool), "true or false")
 
 
 def get_str(document: dict, name: str) -> str | None:
-    value = document.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise invalid_body(f"field {name!r} must be a string")
-    return value
+    return _typed_field(document, name, lambda value: isinstance(value, str), "a string")
 
 
 def get_str_list(document: dict, name: str) -> list[str] | None:
-    value = document.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(entry, str) for entry in value):
-        raise invalid_body(f"field {name!r} must be a list of strings")
-    return value
+    return _typed_field(document, name, _is_str_list, "a list of strings")
 
 
 def get_str_map(document: dict, name: str) -> dict[str, str] | None:
-    value = document.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise invalid_body(f"field {name!r} must be an object of strings")
-    return value
+    return _typed_field(document, name, _is_str_map, "an object of strings")
 
 
 def get_duration(document: dict, name: str) -> timedelta | None:
