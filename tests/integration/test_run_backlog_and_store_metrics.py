@@ -91,6 +91,24 @@ def test_backlog_trends_filtered_by_route_answer_with_the_selector(start, http):
     assert reply.json()["selector"] == {"route": ROUTE, "target": "pull"}
 
 
+def test_sqlite_store_operations_are_scraped_with_backend_and_operation_labels(start, http):
+    ports = start("sqlite")
+
+    accepted = http("POST", f"http://127.0.0.1:{ports['ingress']}{ROUTE}", body=b"{}")
+    values = scrape(http, ports["metrics"])
+
+    assert accepted.status == 202
+    write = (("backend", "sqlite"), ("operation", "write_tx"))
+    assert values[("hookaido_store_operation_seconds_count", write)] >= 1
+    commit = (("backend", "sqlite"), ("operation", "tx_commit"))
+    assert values[("hookaido_store_operation_total", commit)] >= 1
+    assert values[("hookaido_store_sqlite_write_seconds_count", ())] >= 1
+    assert values[("hookaido_store_sqlite_tx_commit_total", ())] >= 1
+    for family in ("busy", "retry", "tx_rollback", "checkpoint", "checkpoint_errors"):
+        assert (f"hookaido_store_sqlite_{family}_total", ()) in values
+    assert "hookaido_store_memory_items" not in names(values)
+
+
 def test_memory_store_counts_a_rejected_enqueue_and_has_no_sqlite_families(start, http):
     ports = start("memory", extra="queue_limits { max_depth 1 }")
     ingress = f"http://127.0.0.1:{ports['ingress']}{ROUTE}"

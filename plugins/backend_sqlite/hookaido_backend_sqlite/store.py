@@ -250,14 +250,17 @@ class SQLiteBackend(BackendBase):
             conn = self._writer
             if conn is None:
                 raise StoreUnavailable(f"{self.path}: store is closed")
-            conn.execute("BEGIN IMMEDIATE")
+            started = time.perf_counter()
+            self._begin(conn)
             try:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                self._report_tx(started, committed=False)
                 raise
+            self._report_tx(started, committed=True)
             if time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
                 self._checkpoint(conn)
         finally:
@@ -266,10 +269,27 @@ class SQLiteBackend(BackendBase):
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         """Copy committed WAL pages into the main file without waiting for readers."""
         self._last_checkpoint = time.monotonic()
+        started = time.perf_counter()
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
+            self.observer.error("checkpoint", "error")
             event("queue_checkpoint_failed", level="warn", path=self.path, error=str(exc))
+        self.observer.observe("checkpoint", time.perf_counter() - started)
+        self.observer.count("checkpoint")
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``; a busy database is reported to the store observer."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                self.observer.error("begin_tx", "busy")
+            raise
+
+    def _report_tx(self, started: float, committed: bool) -> None:
+        self.observer.observe("write_tx", time.perf_counter() - started)
+        self.observer.count("tx_commit" if committed else "tx_rollback")
 
     def _now(self) -> tuple[datetime, int]:
         now = self.settings.clock()
@@ -332,9 +352,10 @@ class SQLiteBackend(BackendBase):
         conn = self._writer
         failure: BaseException = StoreUnavailable(f"{self.path}: store is closed")
         committed = False
+        started = time.perf_counter()
         try:
             if conn is not None:
-                conn.execute("BEGIN IMMEDIATE")
+                self._begin(conn)
                 if len(group) == 1:
                     # Alone: no savepoint needed, a failure rolls the transaction back.
                     group[0].result = group[0].work(conn)
@@ -355,6 +376,8 @@ class SQLiteBackend(BackendBase):
                     request.error = request.error or failure
             for request in group:
                 request.finished.set()
+        if conn is not None:
+            self._report_tx(started, committed)
         if conn is not None and time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
             self._checkpoint(conn)
 
@@ -479,7 +502,9 @@ class SQLiteBackend(BackendBase):
             if pairs:
                 conn.execute(self.LEASE_ITEMS, [until_ns, until_ns, to_json_list(pairs)])
 
+        started = time.perf_counter()
         self._grouped(lease)
+        self.observer.observe("dequeue_tx", time.perf_counter() - started)
         self._notify_ready(expired)
         return leased
 
