@@ -95,9 +95,19 @@ def test_sqlite_store_operations_are_scraped_with_backend_and_operation_labels(s
     ports = start("sqlite")
 
     accepted = http("POST", f"http://127.0.0.1:{ports['ingress']}{ROUTE}", body=b"{}")
+    dequeued = http(
+        "POST",
+        f"http://127.0.0.1:{ports['pull']}/pull/github/dequeue",
+        json_body={"batch": 1},
+        headers={"Authorization": "Bearer worker-token"},
+    )
     values = scrape(http, ports["metrics"])
 
-    assert accepted.status == 202
+    assert (accepted.status, dequeued.status) == (202, 200)
+    assert len(dequeued.json()["items"]) == 1
+    dequeue = (("backend", "sqlite"), ("operation", "dequeue_tx"))
+    assert values[("hookaido_store_operation_seconds_count", dequeue)] == 1
+    assert values[("hookaido_store_sqlite_dequeue_seconds_count", ())] == 1
     write = (("backend", "sqlite"), ("operation", "write_tx"))
     assert values[("hookaido_store_operation_seconds_count", write)] >= 1
     commit = (("backend", "sqlite"), ("operation", "tx_commit"))
