@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from hookaido.config import values
 from hookaido.config.ast import Directive, Value
-from hookaido.config.compile_reader import Block, Problems, parse_value, quote
+from hookaido.config.compile_reader import Block, Problems, parse_secret_ref, parse_value, quote
 from hookaido.config.model import AuthConfig, SecretRef
 
 PROVIDERS = ("github", "gitea", "stripe", "cituro", "shopify", "slack", "standard-webhooks")
@@ -113,19 +113,13 @@ def _basic(directives: list[Directive], problems: Problems, where: str) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def _secret_ref(problems: Problems, value: Value, where: str) -> SecretRef | None:
-    return parse_value(
-        problems, value, lambda text: values.parse_secret_ref(text, value.location), where
-    )
-
-
 def _hmac(directive: Directive, problems: Problems, where: str, secret_ids: set[str]) -> dict:
     context = f"{where}: auth hmac"
     secrets: list[SecretRef] = []
     secret_refs: list[tuple[str, Value]] = []
     args = directive.args[1:]
     if len(args) == 1:
-        ref = _secret_ref(problems, args[0], context)
+        ref = parse_secret_ref(problems, args[0], context)
         if ref is not None:
             secrets.append(ref)
     elif len(args) >= 2 and args[0].text == "secret_ref":
@@ -139,7 +133,7 @@ def _hmac(directive: Directive, problems: Problems, where: str, secret_ids: set[
     block = Block(directive.block, problems, f"{where}.auth hmac", known=HMAC_OPTIONS)
     for secret_directive in block.all("secret"):
         for value in secret_directive.args:
-            ref = _secret_ref(problems, value, context)
+            ref = parse_secret_ref(problems, value, context)
             if ref is not None:
                 secrets.append(ref)
     for ref_directive in block.all("secret_ref"):

@@ -9,7 +9,7 @@ from hookaido.config import values
 from hookaido.config.ast import Directive
 from hookaido.config.compile_auth import block_data, missing_plugin
 from hookaido.config.compile_globals import compile_retry
-from hookaido.config.compile_reader import Block, Problems, parse_value, quote
+from hookaido.config.compile_reader import Block, Problems, parse_secret_ref, quote
 from hookaido.config.model import DeliverTarget, SignConfig
 
 DELIVER_DIRECTIVES = {"retry", "timeout", "header", "sign", "env"}
@@ -219,12 +219,7 @@ def _sign(directives, problems: Problems, context: str, kind: str, ctx):
             if direct:
                 problems.error(directive, f"{context}: duplicate sign {name} <secret-ref>")
                 continue
-            ref = parse_value(
-                problems,
-                rest[0],
-                lambda text, at=rest[0]: values.parse_secret_ref(text, at.location),
-                f"{context}: sign {name}",
-            )
+            ref = parse_secret_ref(problems, rest[0], f"{context}: sign {name}")
             if ref is not None:
                 direct.append(ref)
             direct_at = directive

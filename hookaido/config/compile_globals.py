@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from hookaido.config import values
 from hookaido.config.ast import Directive
-from hookaido.config.compile_reader import Block, Problems, parse_value, quote
+from hookaido.config.compile_reader import Block, Problems, parse_secret_ref, parse_value, quote
 from hookaido.config.model import (
     AdminAPIConfig,
     IngressConfig,
@@ -172,12 +172,7 @@ def compile_tokens(
                 f"{context}: expected auth token <secret-ref>, got auth {kind}".rstrip(),
             )
             continue
-        ref = parse_value(
-            problems,
-            args[1],
-            lambda text, at=args[1]: values.parse_secret_ref(text, at.location),
-            f"{context}.auth token",
-        )
+        ref = parse_secret_ref(problems, args[1], f"{context}.auth token")
         if ref is None:
             continue
         if any(str(ref) == str(token) for token in tokens):
@@ -433,9 +428,7 @@ def _compile_secret(entry: Directive, problems: Problems, where: str, secret_id:
     if value is None:
         problems.error(entry, f"{where}: value is required")
     else:
-        ref = parse_value(
-            problems, value, lambda text: values.parse_secret_ref(text, value.location), where
-        )
+        ref = parse_secret_ref(problems, value, where)
     valid_from = block.parsed("valid_from", values.parse_timestamp)
     if valid_from is None and not block.has("valid_from"):
         problems.error(entry, f"{where}: valid_from is required")

@@ -6,7 +6,9 @@ Readers never raise for user mistakes: they record a located problem and return 
 from collections.abc import Callable
 from typing import Any
 
+from hookaido.config import values
 from hookaido.config.ast import Directive, Value
+from hookaido.config.model import SecretRef
 from hookaido.errors import Location
 
 
@@ -145,6 +147,13 @@ def parse_value(
     except ValueError as exc:
         problems.error(value, f"{context}: {exc}")
         return default
+
+
+def parse_secret_ref(problems: Problems, value: Value, context: str) -> SecretRef | None:
+    """``value`` as a secret reference, or ``None`` after a located error naming ``context``."""
+    return parse_value(
+        problems, value, lambda text: values.parse_secret_ref(text, value.location), context
+    )
 
 
 def options(args: list[Value]) -> dict[str, Value]:
