@@ -180,15 +180,12 @@ class _Fleet:
         )
 
     def _build_deliverer(self, route: Route, target: DeliverTarget):
-        registry = self.runtime.registry
-        registration = registry.get("deliverer", target.kind)
-        if registration is None:
-            installed = ", ".join(registry.names("deliverer")) or "none"
-            raise ConfigError(
-                f"route {route.path!r}: no installed plugin delivers {target.kind!r} targets "
-                f"(installed: {installed})",
-                target.location,
-            )
+        registration = self._installed(
+            "deliverer",
+            target.kind,
+            f"route {route.path!r}: no installed plugin delivers {target.kind!r} targets",
+            target,
+        )
         context = DeliveryContext(
             egress=self.generation.config.defaults.egress,
             resolve_secret=self.generation.secret,
@@ -199,16 +196,22 @@ class _Fleet:
         return registration.factory(target, context)
 
     def _build_signer(self, sign: SignConfig, context: DeliveryContext, target: DeliverTarget):
-        registry = self.runtime.registry
-        registration = registry.get("signer", sign.name)
-        if registration is None:
-            installed = ", ".join(registry.names("signer")) or "none"
-            raise ConfigError(
-                f"sign {sign.name}: no installed plugin provides this signer "
-                f"(installed: {installed})",
-                target.location,
-            )
+        registration = self._installed(
+            "signer",
+            sign.name,
+            f"sign {sign.name}: no installed plugin provides this signer",
+            target,
+        )
         return registration.factory(sign, context)
+
+    def _installed(self, kind: str, name: str, missing: str, target: DeliverTarget):
+        """The registration of plugin ``kind``/``name``; a ``ConfigError`` at the target without."""
+        registry = self.runtime.registry
+        registration = registry.get(kind, name)
+        if registration is None:
+            installed = ", ".join(registry.names(kind)) or "none"
+            raise ConfigError(f"{missing} (installed: {installed})", target.location)
+        return registration
 
     # -- running ----------------------------------------------------------------------------
 
