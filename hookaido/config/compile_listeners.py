@@ -170,19 +170,20 @@ def _check_separate(listeners, active: list[Listener], pull_routes, problems: Pr
         if not pull_routes:
             problems.error(grpc.at, "pull_api.grpc_listen needs at least one pull route")
         others = active + ([listeners["metrics"]] if "metrics" in listeners else [])
-        for other in others:
-            if grpc.target is not None and grpc.target == other.target:
-                problems.error(
-                    grpc.at,
-                    f"pull_api.grpc_listen {quote(grpc.listen)} uses the same address as"
-                    f" {other.component}.listen {quote(other.listen)}",
-                )
+        _check_own_address(grpc, "pull_api.grpc_listen", others, problems)
     metrics = listeners.get("metrics")
     if metrics is not None:
-        for other in active:
-            if metrics.target is not None and metrics.target == other.target:
-                problems.error(
-                    metrics.at,
-                    f"observability.metrics.listen {quote(metrics.listen)} uses the same"
-                    f" address as {other.component}.listen {quote(other.listen)}",
-                )
+        _check_own_address(metrics, "observability.metrics.listen", active, problems)
+
+
+def _check_own_address(
+    listener: Listener, name: str, others: list[Listener], problems: Problems
+) -> None:
+    """A listener that must not share its address reports each listener that does."""
+    for other in others:
+        if listener.target is not None and listener.target == other.target:
+            problems.error(
+                listener.at,
+                f"{name} {quote(listener.listen)} uses the same address as"
+                f" {other.component}.listen {quote(other.listen)}",
+            )
