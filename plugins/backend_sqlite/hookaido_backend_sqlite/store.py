@@ -47,6 +47,8 @@ from hookaido_backend_sqlite.rows import (
 from hookaido_backend_sqlite.schema import migrate
 
 ID_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
+ITEM_COLUMN_COUNT = 14
+INSERT_ROWS = 256  # rows one INSERT statement may carry (14 parameters each)
 CHECKPOINT_SECONDS = 30.0
 PRUNE_CHUNK = 2000  # rows deleted per transaction by a prune pass
 WRITE_WAIT_SECONDS = 5.0  # the same patience as the busy timeout
@@ -74,6 +76,19 @@ def _store_errors(method):
     return guarded
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_sql(count: int, depth: str | None) -> str:
+    """A multi-row INSERT; with a ``depth`` query it inserts nothing when ``depth + ?``
+    would pass the bound ``?``."""
+    values = ", ".join([f"({_marks([0] * ITEM_COLUMN_COUNT)})"] * count)
+    if depth is None:
+        return f"INSERT INTO queue_items ({ITEM_COLUMNS}) VALUES {values}"
+    return (
+        f"INSERT INTO queue_items ({ITEM_COLUMNS}) SELECT * FROM (VALUES {values})"
+        f" WHERE ({depth}) + ? <= ?"
+    )
+
+
 class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced: a reader dies with its thread."""
 
@@ -85,10 +100,13 @@ class _PendingWrite:
     the caller only after that transaction committed (or failed as a whole).
     """
 
-    __slots__ = ("work", "result", "error", "finished")
+    __slots__ = ("work", "alone", "result", "error", "finished")
 
-    def __init__(self, work: Callable[[sqlite3.Connection], object]):
+    def __init__(self, work: Callable[[sqlite3.Connection], object], alone=None):
         self.work = work
+        # When the write is the only one of its group: one autocommit statement that does
+        # all of it and returns True, or returns False to have ``work`` run instead.
+        self.alone: Callable[[sqlite3.Connection], bool] | None = alone
         self.result: object = None
         self.error: BaseException | None = None
         self.finished = threading.Event()
@@ -103,7 +121,9 @@ class SQLiteBackend(BackendBase):
 
     name = "sqlite"
 
-    INSERT_ITEM = f"INSERT INTO queue_items ({ITEM_COLUMNS}) VALUES ({_marks([0] * 14)})"
+    INSERT_ITEM = (
+        f"INSERT INTO queue_items ({ITEM_COLUMNS}) VALUES ({_marks([0] * ITEM_COLUMN_COUNT)})"
+    )
     # A dequeue reads its whole batch as one JSON row and leases it with one UPDATE: every
     # row stepped through Python's sqlite3 releases and re-takes the GIL, which costs up to a
     # switch interval per row when request threads are busy, with the write lock held.
@@ -114,12 +134,11 @@ class SQLiteBackend(BackendBase):
         " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?"
         " ORDER BY next_run_at, received_at, id LIMIT ?)"
     )
-    # Whether a lease transaction could change anything: something of route/target is
-    # ready, or some lease has expired.
+    # Whether something of route/target is ready, and whether some lease has expired.
     ANY_WORK = (
         "SELECT EXISTS (SELECT 1 FROM queue_items"
-        " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?)"
-        " OR EXISTS (SELECT 1 FROM queue_items WHERE state = 'leased' AND next_run_at <= ?)"
+        " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?),"
+        " EXISTS (SELECT 1 FROM queue_items WHERE state = 'leased' AND next_run_at <= ?)"
     )
     # ``?`` is a JSON array of [rowid, lease_id] pairs.
     LEASE_ITEMS = (
@@ -309,10 +328,13 @@ class SQLiteBackend(BackendBase):
             seen.add(envelope.id)
         rows = [self._item_row(envelope) for envelope in batch]
         self._maybe_prune()
-        self._grouped(lambda conn: self._store_batch(conn, batch, rows))
+        self._grouped(
+            lambda conn: self._store_batch(conn, batch, rows),
+            alone=lambda conn: self._insert_alone(conn, rows),
+        )
         self._notify_ready((envelope.route, envelope.target) for envelope in batch)
 
-    def _grouped(self, work: Callable[[sqlite3.Connection], object]):
+    def _grouped(self, work: Callable[[sqlite3.Connection], object], alone=None):
         """Run ``work(conn)`` in the next group commit and return its result once durable.
 
         Concurrent writers share one transaction and one fsync: whoever holds the write
@@ -320,7 +342,7 @@ class SQLiteBackend(BackendBase):
         failing write (a duplicate id, a full queue) fails alone. Nobody hears success
         before the shared COMMIT has returned.
         """
-        request = _PendingWrite(work)
+        request = _PendingWrite(work, alone)
         with self._pending_lock:
             self._pending.append(request)
         if self._write_lock.acquire(timeout=WRITE_WAIT_SECONDS):
@@ -399,6 +421,27 @@ class SQLiteBackend(BackendBase):
             request.error = exc
         conn.execute("RELEASE write")
 
+    def _insert_alone(self, conn: sqlite3.Connection, rows: list[tuple]) -> bool:
+        """Store a lone enqueue with one autocommit statement: one SQLite call instead of
+        four, each of which waits to win the GIL back from busy request threads.
+
+        False (nothing written) when ``max_depth`` would be passed or an id is taken; the
+        transaction path then decides what to do and which error to report.
+        """
+        if len(rows) > INSERT_ROWS:
+            return False
+        params = [value for row in rows for value in row]
+        max_depth = self.settings.max_depth
+        if max_depth <= 0:
+            sql = _insert_sql(len(rows), None)
+        else:
+            sql = _insert_sql(len(rows), self.DEPTH)
+            params += [len(rows), max_depth]
+        try:
+            return conn.execute(sql, params).rowcount == len(rows)
+        except sqlite3.IntegrityError:
+            return False
+
     def _store_batch(self, conn: sqlite3.Connection, batch: list[Envelope], rows: list[tuple]):
         """The write of one ``enqueue``: refuse duplicates, apply ``max_depth``, insert."""
         taken = self._first_existing(conn, batch)
@@ -464,14 +507,16 @@ class SQLiteBackend(BackendBase):
         self._maybe_prune()
         wanted = self._batch_size(batch)
         leased: list[Envelope] = []
-        if not self._worth_leasing(route, target):
+        ready, expiries = self._lease_work(route, target)
+        if not (ready or expiries):
             return leased
 
         expired: set[tuple[str, str]] = set()
 
         def lease(conn: sqlite3.Connection) -> None:
             now, now_ns = self._now()
-            expired.update(self._sweep_expired(conn, now_ns))
+            if expiries:
+                expired.update(self._sweep_expired(conn, now_ns))
             found = conn.execute(self.SELECT_READY, [route, target, now_ns, wanted]).fetchone()
             rows = json.loads(found[0]) if found and found[0] else []
             # json_group_array keeps the subquery's order in practice; sort to be sure.
@@ -508,13 +553,17 @@ class SQLiteBackend(BackendBase):
         self._notify_ready(expired)
         return leased
 
-    def _worth_leasing(self, route: str, target: str) -> bool:
-        """Whether a lease transaction could change anything: something of route/target is
-        ready, or some lease has expired. Idle pollers then never queue behind writers."""
+    def _lease_work(self, route: str, target: str) -> tuple[bool, bool]:
+        """Whether something of route/target is ready, and whether some lease has expired.
+
+        Read without the write lock, so idle pollers never queue behind writers. The lease
+        transaction sweeps expired leases only when this saw one: a lease expiring in the
+        moment between the two is swept by the next dequeue, or by ``ack``/``nack``/``extend``
+        of its holder, which requeue it themselves.
+        """
         now_ns = to_ns(self.settings.clock())
-        return bool(
-            self._reader().execute(self.ANY_WORK, [route, target, now_ns, now_ns]).fetchone()[0]
-        )
+        found = self._reader().execute(self.ANY_WORK, [route, target, now_ns, now_ns]).fetchone()
+        return bool(found[0]), bool(found[1])
 
     def _sweep_expired(self, conn: sqlite3.Connection, now_ns: int) -> set[tuple[str, str]]:
         return {(row[0], row[1]) for row in conn.execute(self.SWEEP_EXPIRED, [now_ns, now_ns])}
