@@ -376,7 +376,9 @@ class SQLiteBackend(BackendBase):
         committed = False
         started = time.perf_counter()
         try:
-            if conn is not None:
+            if conn is not None and len(group) == 1 and group[0].alone and group[0].alone(conn):
+                committed = True
+            elif conn is not None:
                 self._begin(conn)
                 if len(group) == 1:
                     # Alone: no savepoint needed, a failure rolls the transaction back.
