@@ -1,7 +1,6 @@
 """The Admin API over real HTTP: a waitress server on a loopback port in front of a real backend."""
 
 import base64
-import http.client
 import json
 import logging
 from dataclasses import replace
@@ -92,21 +91,14 @@ class AdminServer(LoopbackServer):
         super().__init__(make_admin_app(self.runtime), threads=4)
 
     def call(self, method, path, body=None, token=None, headers=None, raw=None, query=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         data = raw if body is None else json.dumps(body).encode()
-        if data is not None:
-            sent.setdefault("Content-Type", "application/json")
         if query:
             path = f"{path}?{urlencode(query)}"
-        connection.request(method, path, body=data, headers=sent)
-        response = connection.getresponse()
-        payload = response.read()
-        connection.close()
-        document = json.loads(payload) if payload.startswith(b"{") else payload
-        return response.status, document
+        status, document, _ = self.exchange(method, path, data, sent)
+        return status, document
 
     def publish(self, *items, headers=AUDIT):
         return self.call("POST", "/messages/publish", {"items": list(items)}, headers=headers)

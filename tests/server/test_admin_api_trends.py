@@ -1,8 +1,6 @@
 """Backlog trends: snapshots of the real memory backend, the signals computed from them, and
 ``GET /backlog/trends`` plus health details over real HTTP."""
 
-import http.client
-import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -57,12 +55,8 @@ class AdminServer(LoopbackServer):
         super().__init__(make_admin_app(runtime, trends), threads=2)
 
     def get(self, path, **query):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        connection.request("GET", f"{path}?{urlencode(query)}" if query else path)
-        response = connection.getresponse()
-        body = json.loads(response.read())
-        connection.close()
-        return response.status, body
+        status, body, _ = self.exchange("GET", f"{path}?{urlencode(query)}" if query else path)
+        return status, body
 
 
 @pytest.fixture

@@ -54,21 +54,11 @@ class PullServer(LoopbackServer):
         super().__init__(make_pull_app(self.runtime), threads=6, channel_request_lookahead=1)
 
     def call(self, method, path, body=None, token="global-token", headers=None, raw=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         sent = dict(headers or {})
         if token is not None:
             sent.setdefault("Authorization", f"Bearer {token}")
-        data = raw
-        if body is not None:
-            data = json.dumps(body).encode()
-        if data is not None:
-            sent.setdefault("Content-Type", "application/json")
-        connection.request(method, path, body=data, headers=sent)
-        response = connection.getresponse()
-        payload = response.read()
-        connection.close()
-        document = json.loads(payload) if payload.startswith(b"{") else payload
-        return response.status, document, response
+        data = raw if body is None else json.dumps(body).encode()
+        return self.exchange(method, path, data, sent)
 
     def enqueue(self, route="/webhooks/github", payload=b'{"action":"push"}', **fields):
         now = datetime.now(UTC)

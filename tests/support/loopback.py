@@ -4,6 +4,7 @@ import json
 import socket
 import threading
 from dataclasses import dataclass
+from http.client import HTTPConnection
 
 import urllib3
 import waitress
@@ -89,6 +90,22 @@ class LoopbackServer:
         for channel in list(self.server._map.values()):
             channel.close()
         self.server.task_dispatcher.shutdown(timeout=5)
+
+    def exchange(self, method: str, path: str, data: bytes | None = None, headers=None):
+        """One request: (status, the JSON object answered or the raw body, the response).
+
+        A request with a body is sent as ``application/json`` unless ``headers`` say otherwise.
+        """
+        connection = HTTPConnection("127.0.0.1", self.port, timeout=10)
+        sent = dict(headers or {})
+        if data is not None:
+            sent.setdefault("Content-Type", "application/json")
+        connection.request(method, path, body=data, headers=sent)
+        response = connection.getresponse()
+        payload = response.read()
+        connection.close()
+        document = json.loads(payload) if payload.startswith(b"{") else payload
+        return response.status, document, response
 
     def close(self) -> None:
         self._stop.set()
