@@ -4,7 +4,7 @@ subprocesses. The classes behind them live in ``tests/support``."""
 import pytest
 
 from .support.loopback import Ports, free_port, free_ports, http
-from .support.process import HookaidoProcess
+from .support.process import HookaidoProcesses
 
 
 @pytest.fixture
@@ -13,31 +13,17 @@ def hookaido_process(tmp_path):
 
     Each process runs in ``tmp_path / name``.
     """
-    started: list[HookaidoProcess] = []
-
-    def make(config_text: str, args=(), env=None, name: str = "node") -> HookaidoProcess:
-        process = HookaidoProcess(tmp_path / name, config_text, args=args, env=env)
-        started.append(process)
-        return process
-
-    yield make
-    for process in started:
-        process.stop()
+    processes = HookaidoProcesses(lambda name: tmp_path / name)
+    yield processes
+    processes.stop_all()
 
 
 @pytest.fixture(scope="module")
 def module_hookaido_process(tmp_path_factory):
     """Like ``hookaido_process`` but shared by the tests of one module."""
-    started: list[HookaidoProcess] = []
-
-    def make(config_text: str, args=(), env=None, name: str = "node") -> HookaidoProcess:
-        process = HookaidoProcess(tmp_path_factory.mktemp(name), config_text, args=args, env=env)
-        started.append(process)
-        return process
-
-    yield make
-    for process in started:
-        process.stop()
+    processes = HookaidoProcesses(tmp_path_factory.mktemp)
+    yield processes
+    processes.stop_all()
 
 
 @pytest.fixture(scope="module")

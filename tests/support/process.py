@@ -151,3 +151,23 @@ class HookaidoProcess:
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, exactly like a crash."""
         self.stop(signal.SIGKILL)
+
+
+class HookaidoProcesses:
+    """Makes ``HookaidoProcess`` objects, each in the folder ``workdir_for(name)``.
+
+    Call it as ``processes(config_text, args=(), env=None, name="node")``; ``stop_all()``.
+    """
+
+    def __init__(self, workdir_for):
+        self.workdir_for = workdir_for
+        self.started: list[HookaidoProcess] = []
+
+    def __call__(self, config_text: str, args=(), env=None, name: str = "node"):
+        process = HookaidoProcess(self.workdir_for(name), config_text, args=args, env=env)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            process.stop()
