@@ -2,11 +2,40 @@
 
 import re
 from pathlib import Path
+from textwrap import dedent
 
 import pytest
 
 from hookaido.config import directives as d
+from hookaido.config.compile import compile_document
 from hookaido.config.fmt import canonical_children, top_level_order
+from hookaido.config.parser import parse_text
+from hookaido.plugins import PluginInfo, Registry
+
+INSTALLED = {
+    "auth": ["basic", "forward", "hmac"],
+    "backend": ["memory", "sqlite"],
+    "deliverer": ["exec", "http", "https"],
+    "signer": ["hmac"],
+}
+
+
+def make_registry(extra: dict | None = None) -> Registry:
+    """A registry with the bundled plugin names (and ``extra`` ones) as placeholders."""
+    registry = Registry()
+    info = PluginInfo("test-plugins", "0", "test")
+    for kind, names in INSTALLED.items():
+        for name in names + (extra or {}).get(kind, []):
+            registry.add(info, kind, name, object)
+    return registry
+
+
+def compile_text(text: str, registry: Registry | None = None):
+    """The compiled ``Config`` of a Hookaidofile text (dedented), named ``Hookaidofile``."""
+    registry = registry or make_registry()
+    document = parse_text(dedent(text).lstrip("\n"), "Hookaidofile", registry)
+    return compile_document(document, registry)
+
 
 REPO = Path(__file__).resolve().parents[2]
 _FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```", re.S | re.M)

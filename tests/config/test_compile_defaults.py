@@ -1,9 +1,7 @@
 """What a compiled config holds: documented defaults, inheritance and every option's shape."""
 
 from datetime import UTC, datetime, timedelta
-from textwrap import dedent
 
-from hookaido.config.compile import compile_document
 from hookaido.config.model import (
     AdaptiveBackpressure,
     AdminAPIConfig,
@@ -25,32 +23,10 @@ from hookaido.config.model import (
     TLSConfig,
     TrendSignals,
 )
-from hookaido.config.parser import parse_text
-from hookaido.plugins import PluginInfo, Registry
+from hookaido.plugins import PluginInfo
 from hookaido.queue import Retention
 
-INSTALLED = {
-    "auth": ["basic", "forward", "hmac"],
-    "backend": ["memory", "sqlite"],
-    "deliverer": ["exec", "http", "https"],
-    "signer": ["hmac"],
-}
-
-
-def make_registry() -> Registry:
-    registry = Registry()
-    info = PluginInfo("test-plugins", "0", "test")
-    for kind, names in INSTALLED.items():
-        for name in names:
-            registry.add(info, kind, name, object)
-    return registry
-
-
-def compile_text(text: str, registry: Registry | None = None):
-    registry = registry or make_registry()
-    return compile_document(
-        parse_text(dedent(text).lstrip("\n"), "Hookaidofile", registry), registry
-    )
+from .conftest import compile_text, make_registry
 
 
 def test_a_minimal_config_compiles_to_the_documented_defaults():

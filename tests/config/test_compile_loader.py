@@ -11,23 +11,9 @@ from hookaido.config.loader import load_config, restart_required_changes
 from hookaido.config.parser import parse_file, parse_text
 from hookaido.config.placeholders import resolve_document
 from hookaido.errors import ConfigError
-from hookaido.plugins import PluginInfo, Registry
+from hookaido.plugins import PluginInfo
 
-INSTALLED = {
-    "auth": ["basic", "forward", "hmac"],
-    "backend": ["memory", "sqlite"],
-    "deliverer": ["exec", "http", "https"],
-    "signer": ["hmac"],
-}
-
-
-def make_registry() -> Registry:
-    registry = Registry()
-    info = PluginInfo("test-plugins", "0", "test")
-    for kind, names in INSTALLED.items():
-        for name in names:
-            registry.add(info, kind, name, object)
-    return registry
+from .conftest import make_registry
 
 
 @pytest.fixture

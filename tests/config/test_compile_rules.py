@@ -3,8 +3,6 @@
 Each case is a small Hookaidofile; the expected problem is ``Hookaidofile:<line>:<col>: <msg>``.
 """
 
-from textwrap import dedent
-
 import pytest
 
 from hookaido.config.compile import compile_document
@@ -12,27 +10,7 @@ from hookaido.config.parser import parse_text
 from hookaido.errors import ConfigError
 from hookaido.plugins import PluginInfo, Registry
 
-INSTALLED = {
-    "auth": ["basic", "forward", "hmac"],
-    "backend": ["memory", "sqlite"],
-    "deliverer": ["exec", "http", "https"],
-    "signer": ["hmac"],
-}
-
-
-def make_registry(extra: dict | None = None) -> Registry:
-    registry = Registry()
-    info = PluginInfo("test-plugins", "0", "test")
-    for kind, names in INSTALLED.items():
-        for name in names + (extra or {}).get(kind, []):
-            registry.add(info, kind, name, object)
-    return registry
-
-
-def compile_text(text: str, registry: Registry | None = None):
-    registry = registry or make_registry()
-    document = parse_text(dedent(text).lstrip("\n"), "Hookaidofile", registry)
-    return compile_document(document, registry)
+from .conftest import compile_text, make_registry
 
 
 def problems_of(text: str, registry: Registry | None = None) -> list[str]:
