@@ -94,17 +94,8 @@ class Client:
 
     def get(self, port: int, client_cert=None, path: str = "/"):
         """GET over TLS, optionally presenting a client certificate; (status, JSON body)."""
-        context = ssl.create_default_context()
-        self.certs.ca.configure_trust(context)
-        if client_cert is not None:
-            client_cert.configure_cert(context)
-        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            connection.close()
+        status, body = self.request(port, "GET", path, client_cert=client_cert)
+        return status, json.loads(body or b"null")
 
     def request(self, port, method, path, body=None, headers=None, client_cert=None):
         """Any request over TLS; (status, body bytes)."""
