@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 import waitress.server
+from prometheus_client.parser import text_string_to_metric_families
 from waitress import wasyncore
 
 from hookaido.observability import log
@@ -39,6 +40,15 @@ def http(method: str, url: str, body: bytes | None = None):
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} of a text exposition."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
 
 
 @pytest.fixture

@@ -3,12 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from hookaido.observability.metrics import Metrics
 from hookaido.observability.metrics_server import install_queue_collector, make_metrics_app
 from hookaido.queue.backend import BackendSettings
 from hookaido.queue.model import Stats
+
+from .conftest import samples
 
 NOW = datetime(2026, 2, 9, 10, 0, 0, tzinfo=UTC)
 
@@ -33,15 +34,6 @@ class FixedStatsSource:
 
     def diagnostics(self):
         return self._diagnostics
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    """{(sample name, sorted labels): value} of a text exposition."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
 
 
 @pytest.fixture

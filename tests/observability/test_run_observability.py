@@ -4,17 +4,9 @@ logs tell the same story."""
 import json
 import time
 
-from prometheus_client.parser import text_string_to_metric_families
+from .conftest import samples
 
 ROUTE = "/webhooks/github"
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
 
 
 def json_lines(path, at_least: int) -> list[dict]:
