@@ -1,4 +1,5 @@
-"""Fixtures for server tests: an in-process ingress harness over a recording queue.
+"""Fixtures for server tests: an in-process ingress harness over a recording queue, an open
+backend, and the API servers started on loopback.
 
 Loopback ports, HTTP calls and ``hookaido run`` processes come from ``tests/conftest.py``.
 """
@@ -11,8 +12,8 @@ import pytest
 from hookaido.builtin.auth_basic import make_basic_verifier
 from hookaido.config.model import Config, Route
 from hookaido.observability.metrics import Metrics
-from hookaido.plugins import PluginInfo, Registry
-from hookaido.queue import Stats
+from hookaido.plugins import PluginInfo, Registry, registry
+from hookaido.queue import BackendSettings, Stats
 from hookaido.runtime import Generation, Runtime
 from hookaido.server import ingress
 
@@ -86,6 +87,34 @@ class IngressHarness:
     def rejected(self, reason: str, status: int) -> float:
         metric = self.runtime.metrics.ingress_rejected_by_reason
         return metric.labels(reason, str(status))._value.get()
+
+
+def open_backend(name: str, tmp_path, **settings):
+    """The installed backend ``name``, opened, its database file (if any) in ``tmp_path``."""
+    store = (
+        registry()
+        .get("backend", name)
+        .factory(BackendSettings(db_path=str(tmp_path / "hookaido.db"), **settings))
+    )
+    store.open()
+    return store
+
+
+@pytest.fixture
+def backend(tmp_path):
+    """An open memory backend, closed after the test."""
+    store = open_backend("memory", tmp_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def loopback_servers():
+    """A list for the test's started ``LoopbackServer`` objects; each is closed afterwards."""
+    servers: list = []
+    yield servers
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture

@@ -24,11 +24,12 @@ from hookaido.config.model import (
 )
 from hookaido.observability.metrics import Metrics
 from hookaido.plugins import registry
-from hookaido.queue import Attempt, BackendSettings, Envelope, StoreUnavailable, new_attempt_id
+from hookaido.queue import Attempt, Envelope, StoreUnavailable, new_attempt_id
 from hookaido.runtime import Generation, Runtime
 from hookaido.server.admin_api import make_admin_app
 
 from ..support.loopback import LoopbackServer
+from .conftest import open_backend
 
 ADMIN = SecretRef("raw", "admin-token")
 SECRETS = {ADMIN: b"admin-token"}
@@ -63,16 +64,6 @@ def admin_config(*routes, tokens=(), **defaults) -> Config:
         admin_api=AdminAPIConfig(tokens=tokens),
         defaults=Defaults(**defaults),
     )
-
-
-def open_backend(name: str, tmp_path, **settings):
-    store = (
-        registry()
-        .get("backend", name)
-        .factory(BackendSettings(db_path=str(tmp_path / "hookaido.db"), **settings))
-    )
-    store.open()
-    return store
 
 
 class AdminServer(LoopbackServer):
@@ -127,24 +118,13 @@ class AdminServer(LoopbackServer):
 
 
 @pytest.fixture
-def backend(tmp_path):
-    store = open_backend("memory", tmp_path)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def serve(backend):
-    servers = []
-
+def serve(backend, loopback_servers):
     def start(config=None, metrics=None, store=None):
         server = AdminServer(config or admin_config(), store or backend, metrics)
-        servers.append(server)
+        loopback_servers.append(server)
         return server
 
-    yield start
-    for server in servers:
-        server.close()
+    return start
 
 
 def item(message_id="job-1", route="/jobs/deploy", **fields):

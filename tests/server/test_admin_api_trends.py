@@ -60,17 +60,13 @@ class AdminServer(LoopbackServer):
 
 
 @pytest.fixture
-def serve(backend):
-    servers = []
-
+def serve(backend, loopback_servers):
     def start(trends):
         server = AdminServer(backend, trends)
-        servers.append(server)
+        loopback_servers.append(server)
         return server
 
-    yield start
-    for server in servers:
-        server.close()
+    return start
 
 
 # -- the recorder ----------------------------------------------------------------------

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from hookaido.config.model import Config, PullAPIConfig, PullConfig, Route, SecretRef
 from hookaido.observability.metrics import Metrics
 from hookaido.plugins import registry
-from hookaido.queue import BackendSettings, Envelope, StoreUnavailable, new_event_id
+from hookaido.queue import Envelope, StoreUnavailable, new_event_id
 from hookaido.runtime import Generation, Runtime
 from hookaido.server.pull_api import make_pull_app
 
 from ..support.loopback import LoopbackServer
+from .conftest import open_backend
 
 GLOBAL = SecretRef("raw", "global-token")
 BILLING = SecretRef("raw", "billing-token")
@@ -36,13 +37,6 @@ def pull_config(**pull_api) -> Config:
         ),
         pull_api=settings,
     )
-
-
-def open_backend(name: str, tmp_path):
-    settings = BackendSettings(db_path=str(tmp_path / "hookaido.db"))
-    backend = registry().get("backend", name).factory(settings)
-    backend.open()
-    return backend
 
 
 class PullServer(LoopbackServer):
@@ -76,24 +70,13 @@ class PullServer(LoopbackServer):
 
 
 @pytest.fixture
-def backend(tmp_path):
-    store = open_backend("memory", tmp_path)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def serve(backend):
-    servers = []
-
+def serve(backend, loopback_servers):
     def start(config=None, metrics=None, store=None):
         server = PullServer(config or pull_config(), store or backend, metrics)
-        servers.append(server)
+        loopback_servers.append(server)
         return server
 
-    yield start
-    for server in servers:
-        server.close()
+    return start
 
 
 def lease_one(server, endpoint="/github", **body):
