@@ -1,16 +1,15 @@
 """Loopback fixtures: a throwaway waitress listener and a urllib client; the runtime log is
 restored after each test. ``hookaido run`` processes and free ports come from tests/conftest.py."""
 
-import threading
 import urllib.error
 import urllib.request
 
 import pytest
-import waitress.server
 from prometheus_client.parser import text_string_to_metric_families
-from waitress import wasyncore
 
 from hookaido.observability import log
+
+from ..support.loopback import LoopbackServer
 
 
 @pytest.fixture
@@ -19,17 +18,13 @@ def serve():
     servers = []
 
     def start(app) -> str:
-        server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=2)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.effective_port}"
+        server = LoopbackServer(app, threads=2)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}"
 
     yield start
-    for server, thread in servers:
-        server.trigger.pull_trigger(lambda server=server: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=1)
+    for server in servers:
+        server.close()
 
 
 def http(method: str, url: str, body: bytes | None = None):
