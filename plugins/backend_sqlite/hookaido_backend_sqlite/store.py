@@ -49,7 +49,8 @@ from hookaido_backend_sqlite.schema import migrate
 ID_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
 ITEM_COLUMN_COUNT = 14
 INSERT_ROWS = 256  # rows one INSERT statement may carry (14 parameters each)
-CHECKPOINT_SECONDS = 30.0
+CHECKPOINT_PAUSE = 0.5  # seconds between background checkpoints while writes happen
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is cut back to after a checkpoint
 PRUNE_CHUNK = 2000  # rows deleted per transaction by a prune pass
 WRITE_WAIT_SECONDS = 5.0  # the same patience as the busy timeout
 
@@ -205,6 +206,9 @@ class SQLiteBackend(BackendBase):
         self._connections_lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self._closed = False
+        self._commits = 0  # commits since the last checkpoint
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self._pending: list[_PendingWrite] = []
         self._pending_lock = threading.Lock()
 
@@ -217,12 +221,38 @@ class SQLiteBackend(BackendBase):
             os.makedirs(parent, exist_ok=True)
             migrate(self.path)
             self._writer = self._connect()
+            # Checkpoints run on their own thread (``_checkpoint_loop``), not inside a COMMIT
+            # that a webhook or a worker waits for.
+            self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+            self._writer.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            checkpoints = self._connect()
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop,
+            args=(checkpoints,),
+            name="sqlite checkpoints",
+            daemon=True,
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
+        """Copy committed WAL pages into the database file every ``CHECKPOINT_PAUSE`` while
+        there are writes. A passive checkpoint never blocks writers or readers."""
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_PAUSE):
+                if self._commits:
+                    self._commits = 0
+                    self._checkpoint(conn)
+        finally:
+            conn.close()
 
     def close(self) -> None:
         self.finish_pruning()
         self._closed = True
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=WRITE_WAIT_SECONDS)
         with self._write_lock:
             if self._writer is not None:
                 self._checkpoint(self._writer)
@@ -280,8 +310,7 @@ class SQLiteBackend(BackendBase):
                 self._report_tx(started, committed=False)
                 raise
             self._report_tx(started, committed=True)
-            if time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
-                self._checkpoint(conn)
+            self._commits += 1
         finally:
             self._write_lock.release()
 
@@ -402,8 +431,8 @@ class SQLiteBackend(BackendBase):
                 request.finished.set()
         if conn is not None:
             self._report_tx(started, committed)
-        if conn is not None and time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
-            self._checkpoint(conn)
+        if committed:
+            self._commits += 1
 
     @staticmethod
     def _roll_back(conn: sqlite3.Connection | None) -> None:

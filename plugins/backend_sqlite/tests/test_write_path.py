@@ -1,0 +1,112 @@
+"""The SQLite write path: writers that arrive together share one commit, and the WAL is folded
+back into the database file by a background checkpoint while the store runs."""
+
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hookaido_backend_sqlite.store import SQLiteBackend
+
+from hookaido.queue import BackendSettings, Envelope, Retention, new_event_id
+from hookaido.queue.errors import MessageExists, QueueFull
+
+ROUTE, TARGET = "/hooks/write-path", "pull"
+
+
+def envelope(message_id: str | None = None) -> Envelope:
+    now = datetime.now(UTC)
+    return Envelope(
+        id=message_id or new_event_id(),
+        route=ROUTE,
+        target=TARGET,
+        payload=b'{"n": 1}',
+        received_at=now,
+        next_run_at=now,
+        headers={"Content-Type": "application/json"},
+        trace={"path": ROUTE},
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    backend = SQLiteBackend(
+        BackendSettings(
+            db_path=str(tmp_path / "hookaido.db"),
+            max_depth=0,
+            retention=Retention(prune_interval=None),
+        )
+    )
+    backend.open()
+    yield backend
+    backend.close()
+
+
+def wait_until(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_writers_waiting_together_share_one_commit_and_fail_alone(store):
+    store.enqueue([envelope(f"evt_{n}") for n in range(3)])
+    held = store.dequeue(ROUTE, TARGET, 1, timedelta(minutes=1))[0]
+    outcomes: dict[str, object] = {}
+
+    def attempt(name, call):
+        try:
+            outcomes[name] = call()
+        except Exception as exc:  # the test inspects what each writer got
+            outcomes[name] = exc
+
+    writers = [
+        ("dequeue", lambda: store.dequeue(ROUTE, TARGET, 10, timedelta(minutes=1))),
+        ("ack", lambda: store.ack([held.lease_id])),
+        ("ack unknown", lambda: store.ack(["lease_0000000000000000"])),
+        ("duplicate", lambda: store.enqueue([envelope("evt_2")])),
+        ("new", lambda: store.enqueue([envelope("evt_new")])),
+    ]
+    commits_before = store._commits
+    with store._write_lock:  # hold the writer so that all five queue up for one commit
+        threads = [threading.Thread(target=attempt, args=writer) for writer in writers]
+        for thread in threads:
+            thread.start()
+        assert wait_until(lambda: len(store._pending) == len(writers))
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert store._commits == commits_before + 1
+    assert len(outcomes["dequeue"]) == 2
+    assert outcomes["ack"].succeeded == 1 and outcomes["ack"].conflicts == []
+    assert outcomes["ack unknown"].conflicts == [("lease_0000000000000000", "lease_not_found")]
+    assert isinstance(outcomes["duplicate"], MessageExists)
+    assert outcomes["new"] is None
+    assert store.get("evt_new").state == "queued"
+    assert store.get(held.id) is None
+
+
+def test_the_wal_is_folded_back_into_the_database_file_while_the_store_runs(store):
+    main_file = store.path
+    size_before = os.path.getsize(main_file)
+    store.enqueue([envelope() for _ in range(500)])
+
+    assert wait_until(lambda: os.path.getsize(main_file) > size_before)
+
+
+def test_a_lone_enqueue_over_max_depth_is_refused_and_writes_nothing(tmp_path):
+    backend = SQLiteBackend(
+        BackendSettings(db_path=str(tmp_path / "full.db"), max_depth=2, drop_policy="reject")
+    )
+    backend.open()
+    try:
+        backend.enqueue([envelope("evt_a"), envelope("evt_b")])
+        with pytest.raises(QueueFull):
+            backend.enqueue([envelope("evt_c")])
+        assert backend.get("evt_c") is None
+        assert backend.stats().by_state["queued"] == 2
+    finally:
+        backend.close()
