@@ -3,6 +3,7 @@
 
 import http.client
 import json
+import shutil
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,20 @@ class Client:
 @pytest.fixture
 def client(certs) -> Client:
     return Client(certs)
+
+
+@pytest.fixture
+def tls_hookaido(hookaido_process, certs):
+    """``tls_hookaido(config_text)``: a ``HookaidoProcess`` (not started) whose folder holds
+    ``server.pem``, ``server.key`` and ``client-ca.pem``."""
+
+    def make(config_text: str):
+        process = hookaido_process(config_text)
+        for name in ("server.pem", "server.key", "client-ca.pem"):
+            shutil.copy(certs.directory / name, process.workdir / name)
+        return process
+
+    return make
 
 
 @pytest.fixture(name="free_port")

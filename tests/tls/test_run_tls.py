@@ -2,7 +2,6 @@
 certificate problems that stop start-up before any socket is opened."""
 
 import json
-import shutil
 import socket
 import ssl
 import urllib.request
@@ -12,11 +11,6 @@ import trustme
 
 HANDSHAKE_REFUSED = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
 TOKEN = "worker-token"
-
-
-def copy_certificates(certs, workdir) -> None:
-    for name in ("server.pem", "server.key", "client-ca.pem"):
-        shutil.copy(certs.directory / name, workdir / name)
 
 
 def config(ingress: int, shared: int, tls: str) -> str:
@@ -47,12 +41,10 @@ MUTUAL_TLS = """tls {
 
 
 def test_workers_and_operators_with_a_client_certificate_use_the_shared_tls_listener(
-    hookaido_process, free_ports, certs, client
+    tls_hookaido, free_ports, certs, client
 ):
     ingress, shared = free_ports(2)
-    run = hookaido_process(config(ingress, shared, MUTUAL_TLS))
-    copy_certificates(certs, run.workdir)
-    run.start(wait=False).wait_listening(shared)
+    tls_hookaido(config(ingress, shared, MUTUAL_TLS)).start(wait=False).wait_listening(shared)
     urllib.request.urlopen(
         urllib.request.Request(
             f"http://127.0.0.1:{ingress}/webhooks/github", data=b'{"zen":"tls"}', method="POST"
@@ -80,12 +72,10 @@ def test_workers_and_operators_with_a_client_certificate_use_the_shared_tls_list
 
 
 def test_the_shared_tls_listener_refuses_clients_without_the_right_certificate(
-    hookaido_process, free_ports, certs, client
+    tls_hookaido, free_ports, certs, client
 ):
     ingress, shared = free_ports(2)
-    run = hookaido_process(config(ingress, shared, MUTUAL_TLS))
-    copy_certificates(certs, run.workdir)
-    run.start(wait=False).wait_listening(shared)
+    tls_hookaido(config(ingress, shared, MUTUAL_TLS)).start(wait=False).wait_listening(shared)
     worker = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
     with pytest.raises(HANDSHAKE_REFUSED):
@@ -99,12 +89,9 @@ def test_the_shared_tls_listener_refuses_clients_without_the_right_certificate(
     assert plain_status == 400
 
 
-def test_a_key_that_does_not_match_stops_start_up_before_anything_listens(
-    hookaido_process, free_ports, certs
-):
+def test_a_key_that_does_not_match_stops_start_up_before_anything_listens(tls_hookaido, free_ports):
     ingress, shared = free_ports(2)
-    run = hookaido_process(config(ingress, shared, MUTUAL_TLS))
-    copy_certificates(certs, run.workdir)
+    run = tls_hookaido(config(ingress, shared, MUTUAL_TLS))
     other_key = trustme.CA().issue_cert("127.0.0.1").private_key_pem
     other_key.write_to_path(str(run.workdir / "server.key"))
     # The ingress port is taken: had Hookaido tried to listen anywhere before checking the
@@ -123,12 +110,9 @@ def test_a_key_that_does_not_match_stops_start_up_before_anything_listens(
     assert "in use" not in run.output()
 
 
-def test_a_missing_certificate_file_stops_start_up_naming_the_file(
-    hookaido_process, free_ports, certs
-):
+def test_a_missing_certificate_file_stops_start_up_naming_the_file(tls_hookaido, free_ports):
     ingress, shared = free_ports(2)
-    run = hookaido_process(config(ingress, shared, MUTUAL_TLS))
-    copy_certificates(certs, run.workdir)
+    run = tls_hookaido(config(ingress, shared, MUTUAL_TLS))
     (run.workdir / "server.pem").unlink()
     run.start(wait=False)
 
@@ -140,7 +124,7 @@ def test_a_missing_certificate_file_stops_start_up_naming_the_file(
 
 
 def test_ingress_and_pull_api_share_a_verify_if_given_listener(
-    hookaido_process, free_ports, certs, client
+    tls_hookaido, free_ports, certs, client
 ):
     shared, admin = free_ports(2)
     tls = """tls {
@@ -149,7 +133,7 @@ def test_ingress_and_pull_api_share_a_verify_if_given_listener(
         client_ca client-ca.pem
         client_auth verify_if_given
       }"""
-    run = hookaido_process(
+    run = tls_hookaido(
         f"""
         ingress {{
           listen 127.0.0.1:{shared}
@@ -165,7 +149,6 @@ def test_ingress_and_pull_api_share_a_verify_if_given_listener(
         /webhooks/github {{ pull {{ path /github }} }}
         """
     )
-    copy_certificates(certs, run.workdir)
     run.start(wait=False).wait_listening(shared)
     worker = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
