@@ -13,7 +13,7 @@ from hookaido.builtin.auth_basic import make_basic_verifier
 from hookaido.config.model import Config, Route
 from hookaido.observability.metrics import Metrics
 from hookaido.plugins import PluginInfo, Registry, registry
-from hookaido.queue import BackendSettings, Stats
+from hookaido.queue import BackendSettings, Stats, StoreUnavailable
 from hookaido.runtime import Generation, Runtime
 from hookaido.server import ingress
 
@@ -98,6 +98,23 @@ def open_backend(name: str, tmp_path, **settings):
     )
     store.open()
     return store
+
+
+class FailingStore:
+    """The real backend, except that chosen operations report the store unavailable."""
+
+    def __init__(self, backend, failing):
+        self._backend = backend
+        self._failing = failing
+
+    def __getattr__(self, name):
+        if name in self._failing:
+
+            def unavailable(*args, **kwargs):
+                raise StoreUnavailable("disk I/O error")
+
+            return unavailable
+        return getattr(self._backend, name)
 
 
 @pytest.fixture

@@ -24,12 +24,12 @@ from hookaido.config.model import (
 )
 from hookaido.observability.metrics import Metrics
 from hookaido.plugins import registry
-from hookaido.queue import Attempt, Envelope, StoreUnavailable, new_attempt_id
+from hookaido.queue import Attempt, Envelope, new_attempt_id
 from hookaido.runtime import Generation, Runtime
 from hookaido.server.admin_api import make_admin_app
 
 from ..support.loopback import LoopbackServer
-from .conftest import open_backend
+from .conftest import FailingStore, open_backend
 
 ADMIN = SecretRef("raw", "admin-token")
 SECRETS = {ADMIN: b"admin-token"}
@@ -607,23 +607,6 @@ def test_publish_into_a_full_queue_is_503_queue_full(serve, tmp_path):
 
     assert (status, body["code"]) == (503, "queue_full")
     full.close()
-
-
-class FailingStore:
-    """The real backend, except that chosen operations report the store unavailable."""
-
-    def __init__(self, backend, failing):
-        self._backend = backend
-        self._failing = failing
-
-    def __getattr__(self, name):
-        if name in self._failing:
-
-            def unavailable(*args, **kwargs):
-                raise StoreUnavailable("disk I/O error")
-
-            return unavailable
-        return getattr(self._backend, name)
 
 
 def test_a_store_failure_is_503_store_unavailable(serve, backend):

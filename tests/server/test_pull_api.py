@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from hookaido.config.model import Config, PullAPIConfig, PullConfig, Route, SecretRef
 from hookaido.observability.metrics import Metrics
 from hookaido.plugins import registry
-from hookaido.queue import Envelope, StoreUnavailable, new_event_id
+from hookaido.queue import Envelope, new_event_id
 from hookaido.runtime import Generation, Runtime
 from hookaido.server.pull_api import make_pull_app
 
 from ..support.loopback import LoopbackServer
-from .conftest import open_backend
+from .conftest import FailingStore, open_backend
 
 GLOBAL = SecretRef("raw", "global-token")
 BILLING = SecretRef("raw", "billing-token")
@@ -725,23 +725,6 @@ def test_with_only_global_tokens_any_endpoint_settles_any_lease(serve):
 
 
 # -- store failures --------------------------------------------------------------------
-
-
-class FailingStore:
-    """The real backend, except that chosen operations report the store unavailable."""
-
-    def __init__(self, backend, failing):
-        self._backend = backend
-        self._failing = failing
-
-    def __getattr__(self, name):
-        if name in self._failing:
-
-            def unavailable(*args, **kwargs):
-                raise StoreUnavailable("disk I/O error")
-
-            return unavailable
-        return getattr(self._backend, name)
 
 
 def test_a_store_failure_on_dequeue_is_503_store_unavailable(serve, backend):
