@@ -545,21 +545,28 @@ class _Builder:
         else:
             directive.block = self.block(directive, block, table, context)
 
+    def take_values(self, cursor, accepts, expectation: str) -> list[Value]:
+        """Every value token at the cursor that ``accepts``, at least one; without one, a parse
+        error: ``expectation``, then what was found instead."""
+        taken = []
+        while _is_value(cursor.peek()) and accepts(cursor.peek()):
+            taken.append(self.value(cursor.take()))
+        if not taken:
+            node = cursor.peek()
+            raise self.fail(
+                f"{expectation}, found {_closing(cursor, node)}",
+                self.loc(node) if node is not None else cursor.end,
+            )
+        return taken
+
     def values(self, cursor, count: int, label: str, inner, keywords=()) -> list[Value]:
         """Take ``count`` values (or every value up to the next directive when variadic)."""
         if count in (d.VARIADIC, d.PAIRS):
-            taken = []
-            while True:
-                node = cursor.peek()
-                if not _is_value(node) or (node.type == "WORD" and node.value in keywords):
-                    break
-                taken.append(self.value(cursor.take()))
-            if not taken:
-                node = cursor.peek()
-                raise self.fail(
-                    f"{label} expects at least one value, found {_closing(cursor, node)}",
-                    self.loc(node) if node is not None else cursor.end,
-                )
+            taken = self.take_values(
+                cursor,
+                lambda node: not (node.type == "WORD" and node.value in keywords),
+                f"{label} expects at least one value",
+            )
             if count == d.PAIRS and len(taken) % 2:
                 raise self.fail(
                     f"{label} expects name/value pairs; the last name has no value",
@@ -699,18 +706,11 @@ class _Builder:
         if _is_block(cursor.peek(skip_comments=True)):
             self.take_block(directive, cursor, d.MATCHER, inner, "match block")
             return "match {}", False
-        taken = []
-        while True:
-            node = cursor.peek()
-            if not (_is_value(node) and node.type == "WORD" and node.value.startswith("@")):
-                break
-            taken.append(self.value(cursor.take()))
-        if not taken:
-            node = cursor.peek()
-            raise self.fail(
-                f'match expects "{{" or named matchers like @name, found {_closing(cursor, node)}',
-                self.loc(node) if node is not None else cursor.end,
-            )
+        taken = self.take_values(
+            cursor,
+            lambda node: node.type == "WORD" and node.value.startswith("@"),
+            'match expects "{" or named matchers like @name',
+        )
         for value in taken:
             if value.text == "@":
                 raise self.fail("match expects a matcher name after @", value.location)
