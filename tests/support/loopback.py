@@ -1,6 +1,7 @@
 """Free TCP ports, one-call HTTP and a waitress server, all on 127.0.0.1 and all bounded."""
 
 import json
+import random
 import socket
 import threading
 from dataclasses import dataclass
@@ -9,24 +10,35 @@ from http.client import HTTPConnection
 import urllib3
 import waitress
 
+# Ports are drawn below the kernel's ephemeral range (32768 and up here), so a port handed
+# out cannot be taken by the local end of some client connection before the server binds it.
+_PORT_RANGE = (20000, 32000)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
     """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+    chosen: list[int] = []
+    for _ in range(1000):
+        port = random.randrange(*_PORT_RANGE)
+        if port not in chosen and _bindable(port):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError("no free loopback ports found")
 
 
 @dataclass
