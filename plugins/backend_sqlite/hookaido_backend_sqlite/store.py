@@ -49,8 +49,14 @@ from hookaido_backend_sqlite.schema import migrate
 ID_CHUNK = 500  # ids per statement, well under SQLite's bound-parameter limit
 ITEM_COLUMN_COUNT = 14
 INSERT_ROWS = 256  # rows one INSERT statement may carry (14 parameters each)
-CHECKPOINT_PAUSE = 0.5  # seconds between background checkpoints while writes happen
-WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is cut back to after a checkpoint
+CHECKPOINT_SECONDS = 30.0
+# SQLite folds the WAL back into the database file once it holds this many pages (16 MiB),
+# inside the COMMIT that crosses the mark. Four times SQLite's default: fewer, larger
+# checkpoints, so pages changed again and again (index tails, a batch leased then acked)
+# are copied once. A background checkpointer was measured too: it sped up concurrent
+# draining but let the WAL grow without bound under steady writes, and every commit then
+# extended the file, which made lone webhooks half as fast.
+WAL_CHECKPOINT_PAGES = 4000
 PRUNE_CHUNK = 2000  # rows deleted per transaction by a prune pass
 WRITE_WAIT_SECONDS = 5.0  # the same patience as the busy timeout
 
@@ -130,7 +136,8 @@ class SQLiteBackend(BackendBase):
     # switch interval per row when request threads are busy, with the write lock held.
     SELECT_READY = (
         "SELECT json_group_array(json_array(rowid, id, received_at, attempt, next_run_at,"
-        " hex(payload), json(coalesce(headers, '{}')), json(coalesce(trace, '{}')),"
+        " hex(payload), json(coalesce(nullif(headers, ''), '{}')),"
+        " json(coalesce(nullif(trace, ''), '{}')),"
         " schema_version)) FROM (SELECT rowid, * FROM queue_items"
         " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?"
         " ORDER BY next_run_at, received_at, id LIMIT ?)"
@@ -143,9 +150,9 @@ class SQLiteBackend(BackendBase):
     )
     # ``?`` is a JSON array of [rowid, lease_id] pairs.
     LEASE_ITEMS = (
-        "UPDATE queue_items SET state = 'leased', lease_id = lease.value ->> 1,"
+        "UPDATE queue_items SET state = 'leased', lease_id = json_extract(lease.value, '$[1]'),"
         " lease_until = ?, next_run_at = ?, attempt = attempt + 1"
-        " FROM json_each(?) AS lease WHERE queue_items.rowid = lease.value ->> 0"
+        " FROM json_each(?) AS lease WHERE queue_items.rowid = json_extract(lease.value, '$[0]')"
     )
     SWEEP_EXPIRED = (
         "UPDATE queue_items SET state = 'queued', lease_id = NULL, lease_until = NULL,"
@@ -206,9 +213,6 @@ class SQLiteBackend(BackendBase):
         self._connections_lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self._closed = False
-        self._commits = 0  # commits since the last checkpoint
-        self._stop_checkpoints = threading.Event()
-        self._checkpointer: threading.Thread | None = None
         self._pending: list[_PendingWrite] = []
         self._pending_lock = threading.Lock()
 
@@ -221,38 +225,13 @@ class SQLiteBackend(BackendBase):
             os.makedirs(parent, exist_ok=True)
             migrate(self.path)
             self._writer = self._connect()
-            # Checkpoints run on their own thread (``_checkpoint_loop``), not inside a COMMIT
-            # that a webhook or a worker waits for.
-            self._writer.execute("PRAGMA wal_autocheckpoint = 0")
-            self._writer.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            checkpoints = self._connect()
+            self._writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop,
-            args=(checkpoints,),
-            name="sqlite checkpoints",
-            daemon=True,
-        )
-        self._checkpointer.start()
-
-    def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
-        """Copy committed WAL pages into the database file every ``CHECKPOINT_PAUSE`` while
-        there are writes. A passive checkpoint never blocks writers or readers."""
-        try:
-            while not self._stop_checkpoints.wait(CHECKPOINT_PAUSE):
-                if self._commits:
-                    self._commits = 0
-                    self._checkpoint(conn)
-        finally:
-            conn.close()
 
     def close(self) -> None:
         self.finish_pruning()
         self._closed = True
-        self._stop_checkpoints.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join(timeout=WRITE_WAIT_SECONDS)
         with self._write_lock:
             if self._writer is not None:
                 self._checkpoint(self._writer)
@@ -310,7 +289,8 @@ class SQLiteBackend(BackendBase):
                 self._report_tx(started, committed=False)
                 raise
             self._report_tx(started, committed=True)
-            self._commits += 1
+            if time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
+                self._checkpoint(conn)
         finally:
             self._write_lock.release()
 
@@ -431,8 +411,8 @@ class SQLiteBackend(BackendBase):
                 request.finished.set()
         if conn is not None:
             self._report_tx(started, committed)
-        if committed:
-            self._commits += 1
+        if conn is not None and time.monotonic() - self._last_checkpoint >= CHECKPOINT_SECONDS:
+            self._checkpoint(conn)
 
     @staticmethod
     def _roll_back(conn: sqlite3.Connection | None) -> None:
