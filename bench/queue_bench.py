@@ -96,6 +96,27 @@ def concurrent_enqueues(backend, operations: int, seconds: float) -> float:
     return sum(done) / (time.perf_counter() - started)
 
 
+def concurrent_drain(backend, operations: int, seconds: float) -> float:
+    """Dequeue+ack batches of 100 from several threads at once, as Pull API workers do."""
+    done = [0] * THREADS
+    started = time.perf_counter()
+
+    def drain(slot: int) -> None:
+        while sum(done) < operations and time.perf_counter() - started < seconds:
+            leased = backend.dequeue("/bench", "pull", 100, LEASE_TTL)
+            if not leased:
+                return
+            backend.ack([item.lease_id for item in leased])
+            done[slot] += len(leased)
+
+    threads = [threading.Thread(target=drain, args=(slot,)) for slot in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 30)
+    return sum(done) / (time.perf_counter() - started)
+
+
 def backend_cases(name, folder, operations, backlog, seconds) -> dict[str, float]:
     factory = registry().get("backend", name).factory
     results: dict[str, float] = {}
@@ -137,6 +158,13 @@ def backend_cases(name, folder, operations, backlog, seconds) -> dict[str, float
         done, elapsed = measure(lease_and_ack, operations, seconds)
         results[f"dequeue+ack batch {batch}"] = done / elapsed
         backend.close()
+
+    backend = fresh("lease-threads")
+    for _ in range(0, backlog + 4 * operations, 500):
+        backend.enqueue([envelope() for _ in range(500)])
+    drained = concurrent_drain(backend, 4 * operations, seconds)
+    results[f"drain 100 x {THREADS} threads"] = drained
+    backend.close()
     return results
 
 
@@ -171,7 +199,7 @@ def main(argv=None) -> int:
         print(f"{'backend':<8} {'case':<22} {'ops/s':>10} {'x reference':>12}")
         for name, cases in results.items():
             for case, rate in cases.items():
-                ratio = rate / reference[100 if case.endswith(" 100") else 1]
+                ratio = rate / reference[100 if " 100" in case else 1]
                 print(f"{name:<8} {case:<22} {rate:>10.0f} {ratio:>12.2f}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
