@@ -23,6 +23,7 @@ class Value:
     text: str  # with quotes removed and escapes applied
     quoted: bool
     location: Location
+    written: str | None = None  # the text as written when placeholders were filled in
 
 
 @dataclass

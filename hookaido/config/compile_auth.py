@@ -148,7 +148,7 @@ def _hmac(directive: Directive, problems: Problems, where: str, secret_ids: set[
                 value, f"{context}: secret_ref {quote(secret_id)} is not declared in secrets"
             )
         seen.add(secret_id)
-    if not secrets and not secret_refs:
+    if not secrets and not secret_refs and context not in problems.rejected:
         problems.error(directive, f"{context} needs at least one secret or secret_ref")
 
     provider = None

@@ -146,7 +146,8 @@ def compile_retry(
         cap=chosen.get("cap") or inherited.cap,
         jitter=chosen["jitter"] if chosen.get("jitter") is not None else inherited.jitter,
     )
-    if policy.base > policy.cap:
+    refused = any(f"{where} {name}" in problems.rejected for name in ("base", "cap"))
+    if policy.base > policy.cap and not refused:
         problems.error(directive, f"{where}: base must not be greater than cap")
     return policy
 

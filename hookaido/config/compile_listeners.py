@@ -56,12 +56,13 @@ def _check_pull_tokens(pull_routes, pull_api, pull_api_at, problems: Problems) -
             first.location,
             f"route {quote(first.path)} uses pull but there is no pull_api block",
         )
-    if pull_api.tokens:
-        return
+    if pull_api.tokens or "pull_api.auth token" in problems.rejected:
+        return  # a refused pull_api token was already reported
     if pull_api.present and not pull_routes:
         problems.error(pull_api_at, "pull_api: auth token is required when no route uses pull")
     for route in pull_routes:
-        if not route.pull.tokens:
+        refused = f"route {quote(route.path)}.pull.auth token" in problems.rejected
+        if not route.pull.tokens and not refused:
             problems.error(
                 route.location,
                 f"route {quote(route.path)}: pull needs auth token (pull_api has no auth token)",

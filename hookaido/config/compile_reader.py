@@ -32,6 +32,8 @@ class Problems:
     def __init__(self):
         self._errors: list[tuple[tuple, str]] = []
         self._warnings: list[tuple[tuple, str]] = []
+        # contexts whose written value was refused: checks that depend on them are skipped
+        self.rejected: set[str] = set()
 
     @staticmethod
     def _entry(at, message: str) -> tuple[tuple, str]:
@@ -141,16 +143,43 @@ def parse_value(
     context: str,
     default: Any = None,
 ) -> Any:
-    """``parser(value.text)``, or ``default`` after a located error naming ``context``."""
+    """``parser(value.text)``, or ``default`` after a located error naming ``context``.
+
+    A value filled in from placeholders is never echoed: the message quotes it as written.
+    """
     try:
         return parser(value.text)
     except ValueError as exc:
-        problems.error(value, f"{context}: {exc}")
+        problems.rejected.add(context)
+        problems.error(value, f"{context}: {hide_filled_in(value, str(exc))}")
         return default
 
 
+def hide_filled_in(value: Value, message: str) -> str:
+    """``message`` with the filled-in text of ``value`` replaced by the text as written."""
+    if value.written is None or not value.text:
+        return message
+    return message.replace(value.text, value.written)
+
+
 def parse_secret_ref(problems: Problems, value: Value, context: str) -> SecretRef | None:
-    """``value`` as a secret reference, or ``None`` after a located error naming ``context``."""
+    """``value`` as a secret reference, or ``None`` after a located error naming ``context``.
+
+    A placeholder (``{env.X}``, ``{file.P}``) fills in the secret itself, not a reference to
+    it: the error then names the place and what was expected, never the filled-in value.
+    """
+    if value.written is not None:
+        try:
+            return values.parse_secret_ref(value.text, value.location)
+        except ValueError:
+            problems.rejected.add(context)
+            problems.error(
+                value,
+                f"{context}: expected a secret reference ({values.SECRET_FORMS});"
+                f" a placeholder was written here ({quote(value.written)}), which fills in"
+                " the secret itself; write env:NAME or file:/path instead",
+            )
+            return None
     return parse_value(
         problems, value, lambda text: values.parse_secret_ref(text, value.location), context
     )

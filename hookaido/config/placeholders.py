@@ -170,7 +170,11 @@ def _resolve_value(value: Value, variables: _Vars, environ, problems: _Problems)
         return
     if with_vars is None:
         return
+    written = value.text
     try:
         value.text = _env_and_files(with_vars, value.location, environ, problems)
     except ValueError as exc:
         problems.error(value.location, str(exc))
+        return
+    if value.text != written:
+        value.written = written
