@@ -3,6 +3,7 @@
 Readers never raise for user mistakes: they record a located problem and return ``None``.
 """
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,15 @@ def _location_of(at) -> Location | None:
     if at is None or isinstance(at, Location):
         return at
     return getattr(at, "location", None)
+
+
+def _unfilled(at, message: str) -> str:
+    """A message about a value (or a directive) shows filled-in placeholders as written."""
+    if isinstance(at, Value):
+        return hide_filled_in(at, message)
+    for value in getattr(at, "args", None) or ():
+        message = hide_filled_in(value, message)
+    return message
 
 
 class Problems:
@@ -48,10 +58,10 @@ class Problems:
             entries.append(entry)
 
     def error(self, at, message: str) -> None:
-        self._add(self._errors, self._entry(at, message))
+        self._add(self._errors, self._entry(at, _unfilled(at, message)))
 
     def warning(self, at, message: str) -> None:
-        self._add(self._warnings, self._entry(at, message))
+        self._add(self._warnings, self._entry(at, _unfilled(at, message)))
 
     @property
     def errors(self) -> list[str]:
@@ -159,7 +169,15 @@ def hide_filled_in(value: Value, message: str) -> str:
     """``message`` with the filled-in text of ``value`` replaced by the text as written."""
     if value.written is None or not value.text:
         return message
-    return message.replace(value.text, value.written)
+    return hide_text(message, value.text, value.written)
+
+
+def hide_text(message: str, text: str, written: str) -> str:
+    """Replace ``text`` in ``message`` by ``written``: quoted forms always, bare text when
+    it is long enough not to be a fragment of ordinary words."""
+    for form in (json.dumps(text), quote(text), repr(text)):
+        message = message.replace(form, quote(written))
+    return message.replace(text, written) if len(text) >= 4 else message
 
 
 def parse_secret_ref(problems: Problems, value: Value, context: str) -> SecretRef | None:

@@ -14,6 +14,7 @@ import jsonschema
 
 from hookaido.config import directives as d
 from hookaido.config.ast import Directive, Document
+from hookaido.config.compile_reader import hide_text
 from hookaido.errors import Location
 
 _STRING = {"type": "string"}
@@ -452,7 +453,22 @@ def lint(doc: Document, registry=None) -> list[str]:
             problems.append(f"{prefix}{label}: {text}" if label else f"{prefix}{text}")
     except (jsonschema.SchemaError, re.error, TypeError, ValueError, RecursionError) as exc:
         return [f"{doc.file}: a plugin's JSON Schema fragment cannot be used: {exc}"]
-    return list(dict.fromkeys(problems))
+    return list(dict.fromkeys(_unfilled(doc, problem) for problem in problems))
+
+
+def _unfilled(doc: Document, message: str) -> str:
+    """``message`` with every filled-in placeholder value shown as written in the file."""
+    filled: dict[str, str] = {}
+    pending = list(doc.items)
+    while pending:
+        directive = pending.pop()
+        for value in directive.args:
+            if value.written is not None and value.text:
+                filled[value.text] = value.written
+        pending.extend(directive.block or ())
+    for text in sorted(filled, key=len, reverse=True):
+        message = hide_text(message, text, filled[text])
+    return message
 
 
 def _leaf_errors(errors):

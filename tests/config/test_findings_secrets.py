@@ -102,3 +102,14 @@ def test_a_written_base_greater_than_the_cap_is_still_an_error(tmp_path):
     text = '/a { deliver "https://x.example/y" { retry exponential base 5s cap 1s } }\n'
     result = validate(tmp_path, text)
     assert "retry: base must not be greater than cap" in result.stderr
+
+
+def test_any_message_about_a_filled_in_value_quotes_it_as_written(tmp_path):
+    text = (
+        "pull_api { listen 127.0.0.1:18843; auth token env:T }\n"
+        "/a { auth hmac { provider {env.PROVIDER}; secret env:K }\n pull { path /a } }\n"
+    )
+    result = validate(tmp_path, text, env={"PROVIDER": "hidden-value"})
+    assert result.returncode == 1
+    assert "hidden-value" not in result.stderr
+    assert '"{env.PROVIDER}"' in result.stderr
