@@ -74,8 +74,12 @@ def validate_file(path: str, strict_secrets: bool = False, environ=None):
         errors.extend(_not_repeated(schema_errors, compile_errors) + compile_errors)
         if config is not None:
             warnings = list(warnings) + list(config.warnings)
+        if config is not None and not errors:
+            from hookaido.config.startup import startup_problems
+
+            errors.extend(startup_problems(config, registry, document))
         if config is not None and strict_secrets and not errors:
-            _load_secrets(config, environ, errors)
+            _load_secrets(config, environ, errors, registry)
     except ConfigError as exc:
         errors.extend(exc.problems)
     except HookaidoError as exc:
@@ -115,11 +119,19 @@ def _not_repeated(schema_errors: list[str], compile_errors: list[str]) -> list[s
     return kept
 
 
-def _load_secrets(config, environ, errors: list[str]) -> None:
+def _load_secrets(config, environ, errors: list[str], registry) -> None:
+    """Load every secret, then build what start-up builds from them (auth checks)."""
+    from hookaido.nonces import NonceStore
     from hookaido.secrets import load_all
+    from hookaido.server.run import _RuntimeShell, build_generation
 
     try:
-        load_all(config, environ)
+        secrets = load_all(config, environ)
+    except ConfigError as exc:
+        errors.extend(exc.problems)
+        return
+    try:
+        build_generation(config, secrets, _RuntimeShell(registry, NonceStore()), "", 1)
     except ConfigError as exc:
         errors.extend(exc.problems)
 

@@ -4,6 +4,9 @@ Core rules for the built-in kinds are checked here; a kind no installed plugin p
 error naming the installed ones. Plugin kinds get their options as plain data.
 """
 
+import base64
+import binascii
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -112,6 +115,23 @@ def _basic(directives: list[Directive], problems: Problems, where: str) -> dict:
 # hmac
 # --------------------------------------------------------------------------------------
 
+_STANDARD_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+def is_whsec_key(secret: str) -> bool:
+    """Whether a Standard Webhooks secret is usable: ``whsec_`` needs standard base64 after it
+    (padding may be left out); a secret without that prefix is used as it is."""
+    if not secret.startswith("whsec_"):
+        return True
+    encoded = secret[len("whsec_") :]
+    encoded += "=" * (-len(encoded) % 4)
+    if not _STANDARD_BASE64.fullmatch(encoded):
+        return False
+    try:
+        return bool(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
 
 def _hmac(directive: Directive, problems: Problems, where: str, secret_ids: set[str]) -> dict:
     context = f"{where}: auth hmac"
@@ -165,6 +185,14 @@ def _hmac(directive: Directive, problems: Problems, where: str, secret_ids: set[
             if block.has(name):
                 problems.error(
                     block.one(name), f"{context}: provider cannot be combined with {name}"
+                )
+
+    if provider == "standard-webhooks":
+        for ref in secrets:
+            if ref.scheme == "raw" and not is_whsec_key(ref.value):
+                problems.error(
+                    ref.location or directive,
+                    f"{context}: a whsec_ secret must carry a non-empty standard base64 key",
                 )
 
     headers = {}

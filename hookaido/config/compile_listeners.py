@@ -91,13 +91,28 @@ def _check_admin(listeners: dict[str, Listener], admin_api, problems: Problems) 
         )
 
 
+_LOCALHOST = ("localhost", "localhost.")
+_LOCALHOST_IPS = ("127.0.0.1", "::1")
+
+
+def _same_socket(one: tuple[str, int], other: tuple[str, int]) -> bool:
+    """Whether two bind targets open one socket; ``localhost`` binds a loopback address."""
+    if one == other:
+        return True
+    if one[1] != other[1]:
+        return False
+    hosts = {one[0], other[0]}
+    return bool(hosts & set(_LOCALHOST)) and bool(hosts & set(_LOCALHOST_IPS))
+
+
 def _check_bind_targets(active: list[Listener], problems: Problems) -> None:
     for index, listener in enumerate(active):
         for other in active[:index]:
             if (
                 listener.listen != other.listen
                 and listener.target is not None
-                and listener.target == other.target
+                and other.target is not None
+                and _same_socket(listener.target, other.target)
             ):
                 problems.error(
                     listener.at,
