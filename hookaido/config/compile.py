@@ -76,6 +76,7 @@ def compile_document(doc: Document, registry=None) -> Config:
     routes = tuple(item.route for item in compiled)
 
     _listen_warnings(blocks, routes, problems)
+    _egress_warnings(routes, defaults.egress, problems)
     listeners = _listeners(blocks, ingress, pull_api, admin_api, observability)
     pull_api_at = blocks["pull_api"].location if "pull_api" in blocks else None
     check_listeners(listeners, routes, pull_api, admin_api, pull_api_at, problems)
@@ -139,6 +140,20 @@ def _listen_at(directive: Directive | None) -> Location | None:
         if entry.name == "listen":
             return entry.args[0].location if entry.args else entry.location
     return directive.location
+
+
+def _egress_warnings(routes, egress, problems: Problems) -> None:
+    """An ``http://`` target that ``https_only`` refuses can never be delivered."""
+    if not egress.https_only:
+        return
+    for route in routes:
+        for target in route.targets:
+            if target.target.lower().startswith("http://"):
+                problems.warning(
+                    target.location,
+                    f'deliver "{target.target}" is refused by defaults.egress (https_only on);'
+                    " every message for it will be dead-lettered as policy_denied",
+                )
 
 
 def _listen_warnings(blocks, routes, problems: Problems) -> None:

@@ -1,6 +1,7 @@
 """New-user finding 6: ``config validate`` refuses what ``hookaido run`` would refuse at start-up
 (whsec_ keys, TLS files, an uninstalled default backend, localhost next to 127.0.0.1)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,9 +13,9 @@ PULL = "pull_api { listen 127.0.0.1:18843; auth token env:T }\n/a { pull { path 
 
 def validate(tmp_path, text, *extra, env=None):
     (tmp_path / "v.hf").write_text(text)
+    options = list(extra) if "--format" in extra else ["--format", "text", *extra]
     return subprocess.run(
-        [sys.executable, "-m", "hookaido", "config", "validate", "--config", "v.hf"]
-        + ["--format", "text", *extra],
+        [sys.executable, "-m", "hookaido", "config", "validate", "--config", "v.hf", *options],
         capture_output=True,
         text=True,
         timeout=30,
@@ -112,3 +113,23 @@ def test_localhost_and_127_0_0_1_on_one_port_are_the_same_bind_target(tmp_path):
         'v.hf:4:20: admin_api.listen "localhost:18843" and pull_api.listen "127.0.0.1:18843"'
         " name the same address; write it identically to share the listener"
     ]
+
+
+def test_an_http_target_under_https_only_is_a_located_warning(tmp_path):
+    text = 'outbound /notify { deliver "http://127.0.0.1:18150/x" {} }\n'
+    result = validate(tmp_path, text, "--format", "json")
+    assert result.returncode == 0
+    assert (
+        'v.hf:1:20: deliver "http://127.0.0.1:18150/x" is refused by defaults.egress'
+        " (https_only on); every message for it will be dead-lettered as policy_denied"
+    ) in json.loads(result.stdout)["warnings"]
+
+
+def test_no_egress_warning_when_https_only_is_off(tmp_path):
+    text = (
+        "defaults { egress { https_only off } }\n"
+        'outbound /notify { deliver "http://127.0.0.1:18150/x" {} }\n'
+    )
+    result = validate(tmp_path, text, "--format", "json")
+    assert result.returncode == 0
+    assert "https_only" not in result.stdout
