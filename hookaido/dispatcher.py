@@ -18,10 +18,25 @@ from hookaido.delivery import DeliveryContext, Outcome, error_text
 from hookaido.errors import ConfigError
 from hookaido.observability.log import event
 from hookaido.observability.metrics import DEAD_REASONS
-from hookaido.queue import Attempt, Envelope, MessageFilter, new_attempt_id
+from hookaido.queue import Attempt, Envelope, new_attempt_id
 from hookaido.runtime import Generation, Runtime
 
-IDLE_WAIT_SECONDS = 2.0
+# An idle route has one worker per target waiting in the store's ``wait_for_ready`` (which
+# wakes on every readiness transition); the rest of its workers sleep on the route's condition
+# and touch no store. IDLE_WAIT_SECONDS only bounds how long a waiting worker goes without a
+# dequeue when no wake-up comes (a safety net for backends that miss one).
+IDLE_WAIT_SECONDS = 30.0
+# A waiting worker re-checks the stop signal at least this often.
+STOP_CHECK_SECONDS = 1.0
+# Followers re-check for a free waiting place at least this often (no store call).
+FOLLOWER_WAIT_SECONDS = 30.0
+# A wait that reports "ready" at once and then leases nothing, several times in a row, means
+# the store disagrees with itself; pause this long instead of spinning.
+SPIN_PAUSE_SECONDS = 0.1
+SPIN_LIMIT = 3
+SPIN_INSTANT_SECONDS = 0.005
+MISSING_TARGET_DELAY = timedelta(seconds=1)
+PULL_TARGET = "pull"
 RETRY_AFTER_CAP = timedelta(hours=1)
 STORE_ERROR_PAUSE = 1.0
 
@@ -118,6 +133,10 @@ class _RouteWork:
     # scheduled, not when it ripens, so idle workers shorten their wait to the next one.
     due: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Targets that have a worker waiting in ``wait_for_ready``; guarded by ``idle``, on which
+    # the other idle workers (followers) sleep until a waiting worker hands its place over.
+    waiting: set[str] = field(default_factory=set)
+    idle: threading.Condition = field(default_factory=threading.Condition)
 
     def note_retry(self, delay: timedelta) -> None:
         with self.lock:
@@ -216,8 +235,8 @@ class _Fleet:
     # -- running ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._report_orphans()
         for work in self.work:
-            self._report_orphans(work)
             for index in range(work.route.deliver_concurrency):
                 thread = threading.Thread(
                     target=self._run_worker,
@@ -231,30 +250,40 @@ class _Fleet:
         for thread in self.threads:
             thread.start()
 
-    def _report_orphans(self, work: _RouteWork) -> None:
-        """Warn about queued messages of this route whose target is no longer configured.
+    def _report_orphans(self) -> None:
+        """Warn about queued messages whose (route, target) nothing in the config serves.
 
-        Workers lease by target, so such messages are never picked up: they stay queued
-        (and visible in the backlog) until the target returns or an operator cancels them.
+        That covers targets removed from a route and routes removed altogether. Workers lease
+        by target, so such messages are never picked up: they stay queued (and visible in the
+        backlog) until the target returns or an operator cancels them.
         """
-        # Limitation: only the newest 100 queued messages of the route are looked at.
-        selector = MessageFilter(route=work.route.path, states=("queued",), limit=100)
+        served = set()
+        for route in self.generation.config.routes:
+            served.update((route.path, target.target) for target in route.targets)
+            if route.pull is not None:
+                served.add((route.path, PULL_TARGET))
         try:
-            queued = self.backend.list_messages(selector)
+            counts = self.backend.counts_by_route(("queued",))
         except Exception as exc:
-            event(
-                "dispatcher_dequeue_failed",
-                "warn",
-                route=work.route.path,
-                error=error_text(str(exc)),
-            )
+            event("dispatcher_backlog_check_failed", "warn", error=error_text(str(exc)))
             return
-        for target in sorted({envelope.target for envelope in queued} - set(work.targets)):
-            event("dispatcher_target_config_missing", "warn", route=work.route.path, target=target)
+        for (route, target), by_state in sorted(counts.items()):
+            count = by_state.get("queued", 0)
+            if count > 0 and (route, target) not in served:
+                event(
+                    "dispatcher_target_config_missing",
+                    "warn",
+                    route=route,
+                    target=target,
+                    count=count,
+                )
 
     def stop(self, timeout: float) -> bool:
         """Stop leasing, wait up to ``timeout`` for workers; True when all finished."""
         self.stopping.set()
+        for work in self.work:
+            with work.idle:
+                work.idle.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(deadline - time.monotonic(), 0.0))
@@ -275,23 +304,54 @@ class _Fleet:
                 self._close_deliverers()
 
     def _lease_loop(self, work: _RouteWork, index: int) -> None:
+        """Lease and deliver while the store has work; when it has none, wait to be woken."""
         targets = list(work.targets)
         offset = index % len(targets)
+        spins = 0
         while not self.stopping.is_set():
-            leased = False
-            for step in range(len(targets)):
-                target = targets[(offset + step) % len(targets)]
-                envelopes = self._dequeue(work, target)
-                if envelopes:
-                    self._deliver_batch(work, envelopes)
-                    leased = True
-                    break
-            offset = (offset + 1) % len(targets)
-            if leased or self.stopping.is_set():
+            woken = self._wait_for_work(work, targets, offset)
+            if woken is None:
                 continue
-            wait = work.idle_wait(self.idle_wait_seconds)
-            if wait > 0:
-                self._wait_for_ready(work, targets[offset], wait)
+            first, instant = woken
+            offset = targets.index(first)
+            leased_any = False
+            while not self.stopping.is_set():
+                leased = False
+                for step in range(len(targets)):
+                    target = targets[(offset + step) % len(targets)]
+                    envelopes = self._dequeue(work, target)
+                    if envelopes:
+                        self._deliver_batch(work, envelopes)
+                        leased = leased_any = True
+                        break
+                offset = (offset + 1) % len(targets)
+                if not leased:
+                    break
+            spins = spins + 1 if instant and not leased_any else 0
+            if spins >= SPIN_LIMIT:
+                self.stopping.wait(SPIN_PAUSE_SECONDS)
+
+    def _wait_for_work(self, work: _RouteWork, targets: list[str], offset: int):
+        """Block until a target of the route may have ready messages.
+
+        One worker per target waits in the store's ``wait_for_ready``; the others sleep on
+        the route's condition until that worker gives its place up. Returns ``(target,
+        instant)`` (``instant``: the store said "ready" without waiting), or ``None`` when
+        stopping or when a follower's sleep ran out.
+        """
+        with work.idle:
+            free = [t for t in targets[offset:] + targets[:offset] if t not in work.waiting]
+            if not free:
+                work.idle.wait(FOLLOWER_WAIT_SECONDS)
+                return None
+            target = free[0]
+            work.waiting.add(target)
+        try:
+            return target, self._wait_for_ready(work, target)
+        finally:
+            with work.idle:
+                work.waiting.discard(target)
+                work.idle.notify()
 
     def _dequeue(self, work: _RouteWork, target: str) -> list[Envelope]:
         try:
@@ -300,11 +360,26 @@ class _Fleet:
             self._pause_after_dequeue_failure(work, target, exc)
             return []
 
-    def _wait_for_ready(self, work: _RouteWork, target: str, seconds: float) -> None:
-        try:
-            self.backend.wait_for_ready(work.route.path, target, seconds)
-        except Exception as exc:
-            self._pause_after_dequeue_failure(work, target, exc)
+    def _wait_for_ready(self, work: _RouteWork, target: str) -> bool:
+        """Wait in slices (to notice a stop) until the store wakes us, a scheduled retry
+        ripens or the safety-net wait ends; True when it answered at once."""
+        started = time.monotonic()
+        deadline = started + work.idle_wait(self.idle_wait_seconds)
+        while not self.stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                ready = self.backend.wait_for_ready(
+                    work.route.path, target, min(remaining, STOP_CHECK_SECONDS)
+                )
+            except Exception as exc:
+                self._pause_after_dequeue_failure(work, target, exc)
+                return False
+            if ready:
+                return time.monotonic() - started < SPIN_INSTANT_SECONDS
+            deadline = min(deadline, time.monotonic() + work.idle_wait(self.idle_wait_seconds))
+        return False
 
     def _pause_after_dequeue_failure(self, work: _RouteWork, target: str, exc: Exception) -> None:
         """Log the store's failure and back off, so a broken store is not polled in a busy loop."""
@@ -328,7 +403,19 @@ class _Fleet:
     # -- one attempt ------------------------------------------------------------------------
 
     def _deliver_one(self, work: _RouteWork, envelope: Envelope) -> None:
-        deliverer = work.deliverers[envelope.target]
+        deliverer = work.deliverers.get(envelope.target)
+        if deliverer is None:  # the store handed out a target this route does not serve
+            event(
+                "dispatcher_target_config_missing",
+                "warn",
+                route=envelope.route,
+                target=envelope.target,
+                count=1,
+            )
+            self._settle(
+                "nack", work, [envelope], "dispatcher_nack_failed", delay=MISSING_TARGET_DELAY
+            )
+            return
         try:
             outcome = deliverer.deliver(envelope)
         except Exception as exc:  # a deliverer bug must cost a retry, never the message

@@ -383,7 +383,7 @@ def test_messages_for_a_target_no_longer_configured_are_reported_and_left_queued
     time.sleep(0.3)
 
     assert logged(events, "dispatcher_target_config_missing") == [
-        {"route": "/hooks/in", "target": gone}
+        {"route": "/hooks/in", "target": gone, "count": 1}
     ]
     assert backend.get(orphan_id).state == "queued"
     assert receiver.requests == []
