@@ -340,6 +340,8 @@ class _Fleet:
         stopping or when a follower's sleep ran out.
         """
         with work.idle:
+            if self.stopping.is_set():  # checked under the lock ``stop`` notifies with
+                return None
             free = [t for t in targets[offset:] + targets[:offset] if t not in work.waiting]
             if not free:
                 work.idle.wait(FOLLOWER_WAIT_SECONDS)
