@@ -1,6 +1,8 @@
 """The checks ``hookaido run`` makes before it opens anything, as located config problems,
 so that ``config validate`` saying ok means the process will start."""
 
+import os
+
 from hookaido.config.ast import Document
 from hookaido.errors import ConfigError
 
@@ -43,5 +45,58 @@ def backend_problems(config, registry) -> list[str]:
     return [f"queue backend {config.backend!r} is not installed (installed: {installed})"]
 
 
+def _path_location(document: Document | None, setting: str):
+    for item in document.items if document is not None else ():
+        if item.name != "observability":
+            continue
+        for child in item.block or ():
+            if child.name == setting:
+                for entry in child.block or ():
+                    if entry.name == "path":
+                        return entry.location
+                return child.location
+    return None
+
+
+def _unwritable(path: str) -> str | None:
+    """Why a log file at ``path`` cannot be opened for appending, or ``None`` (no side effects)."""
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        return "it is a directory"
+    if os.path.exists(target):
+        return None if os.access(target, os.W_OK) else "the file is not writable"
+    folder = os.path.dirname(target)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        return f"cannot create directory {folder} (a file of that name exists)"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create files in directory {folder} (not writable)"
+    return None
+
+
+def log_file_problems(config, document: Document | None = None) -> list[str]:
+    """Each ``output file`` log (access and runtime) must be a file that can be created."""
+    problems = []
+    observability = config.observability
+    for setting, log in (
+        ("access_log", observability.access_log),
+        ("runtime_log", observability.runtime_log),
+    ):
+        if not log.enabled or log.output != "file" or not log.path:
+            continue
+        reason = _unwritable(log.path)
+        if reason is None:
+            continue
+        location = _path_location(document, setting)
+        prefix = f"{location}: " if location else ""
+        problems.append(f'{prefix}observability.{setting}.path "{log.path}": {reason}')
+    return problems
+
+
 def startup_problems(config, registry, document: Document | None = None) -> list[str]:
-    return tls_problems(config, document) + backend_problems(config, registry)
+    return (
+        tls_problems(config, document)
+        + backend_problems(config, registry)
+        + log_file_problems(config, document)
+    )

@@ -133,3 +133,12 @@ def test_no_egress_warning_when_https_only_is_off(tmp_path):
     result = validate(tmp_path, text, "--format", "json")
     assert result.returncode == 0
     assert "https_only" not in result.stdout
+
+
+def test_a_runtime_log_that_is_a_directory_is_refused_by_validate(tmp_path):
+    text = f"observability {{\n  runtime_log {{ output file; path {tmp_path} }}\n}}\n" + PULL
+    result = validate(tmp_path, text)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1:] == [
+        f'v.hf:2:30: observability.runtime_log.path "{tmp_path}": it is a directory'
+    ]
