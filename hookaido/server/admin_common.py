@@ -7,7 +7,7 @@ from datetime import datetime
 
 from hookaido.config import values
 from hookaido.queue.model import STATES
-from hookaido.server.envelope_json import parse_time
+from hookaido.server.envelope_json import TIME_FORMAT, parse_time
 from hookaido.server.jsonbody import APIError
 
 DEFAULT_LIMIT = 100
@@ -47,7 +47,7 @@ def query_time(req, name: str) -> datetime | None:
     try:
         return parse_time(text)
     except ValueError:
-        raise invalid_query(f"{name} must be an RFC 3339 timestamp, got {text!r}") from None
+        raise invalid_query(f"{name} must be {TIME_FORMAT}, got {text!r}") from None
 
 
 def query_bool(req, name: str, default: bool = False) -> bool:
@@ -165,12 +165,22 @@ class Audit:
         return body
 
 
+def _header_text(req, name: str) -> str:
+    """A header value, stripped; WSGI hands header bytes over decoded as Latin-1, so bytes
+    that are valid UTF-8 (``été``) are decoded as UTF-8 again, others are kept as they came."""
+    value = (req.get_header(name) or "").strip()
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
 def read_audit(req) -> Audit:
     """The audit headers; a missing or over-long reason (or over-long actor/request id)
     is ``400 audit_reason_required``."""
-    reason = (req.get_header("X-Hookaido-Audit-Reason") or "").strip()
-    actor = (req.get_header("X-Hookaido-Audit-Actor") or "").strip()
-    request_id = (req.get_header("X-Request-ID") or "").strip()
+    reason = _header_text(req, "X-Hookaido-Audit-Reason")
+    actor = _header_text(req, "X-Hookaido-Audit-Actor")
+    request_id = _header_text(req, "X-Request-ID")
     if not reason:
         raise APIError(400, "audit_reason_required", "X-Hookaido-Audit-Reason is required")
     if len(reason) > AUDIT_REASON_MAX:

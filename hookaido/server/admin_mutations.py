@@ -15,7 +15,7 @@ from hookaido.server.admin_common import (
     require_actor_allowed,
     resolve_selector,
 )
-from hookaido.server.envelope_json import parse_time, render_time
+from hookaido.server.envelope_json import TIME_FORMAT, parse_time, render_time
 from hookaido.server.jsonbody import (
     APIError,
     answer_json,
@@ -176,7 +176,7 @@ def _before(text: str | None):
     try:
         return parse_time(text)
     except ValueError:
-        raise invalid_body(f"before must be an RFC 3339 timestamp, got {text!r}") from None
+        raise invalid_body(f"before must be {TIME_FORMAT}, got {text!r}") from None
 
 
 def _log(mutation: Mutation, audit: Audit, **fields) -> None:

@@ -17,7 +17,7 @@ from hookaido.server.admin_common import (
     read_audit,
     require_policy_headers,
 )
-from hookaido.server.envelope_json import parse_time, render_time
+from hookaido.server.envelope_json import TIME_FORMAT, parse_time, render_time
 from hookaido.server.jsonbody import (
     APIError,
     answer_json,
@@ -292,9 +292,7 @@ def _item_time(fields: dict, name: str, code: str, index: int) -> datetime | Non
     try:
         return parse_time(text)
     except ValueError:
-        raise APIError(
-            400, code, f"{name} must be an RFC 3339 timestamp", item_index=index
-        ) from None
+        raise APIError(400, code, f"{name} must be {TIME_FORMAT}", item_index=index) from None
 
 
 def _check_headers(headers: dict[str, str], limit: int, index: int) -> None:

@@ -20,17 +20,30 @@ def render_time(moment: datetime) -> str:
     return text.rstrip("0").rstrip(".") + "Z"
 
 
+# Every backend can store these: signed 64-bit Unix nanoseconds end at 1677-09-21 and
+# 2262-04-11; a margin leaves room for offsets such as a lease or a trend window.
+EARLIEST_TIME = datetime(1678, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2261, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+TIME_FORMAT = "an RFC 3339 timestamp between 1678-01-01 and 2261-12-31"
+
+
 def parse_time(text: str) -> datetime:
     """An RFC 3339 timestamp (any offset, optional fraction) as an aware UTC datetime.
 
-    Raises ``ValueError`` for anything else. Digits beyond microseconds are truncated.
+    Raises ``ValueError`` for anything else and for a time outside ``EARLIEST_TIME`` ..
+    ``LATEST_TIME``. Digits beyond microseconds are truncated.
     """
     if not isinstance(text, str):
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     try:
-        return parse_timestamp(text)
+        moment = parse_timestamp(text)
     except OverflowError:
         raise ValueError(f"timestamp out of range: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if not EARLIEST_TIME <= moment <= LATEST_TIME:
+        raise ValueError(f"timestamp out of range: {text!r}")
+    return moment
 
 
 def payload_b64(payload: bytes) -> str:

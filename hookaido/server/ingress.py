@@ -297,7 +297,8 @@ class IngressResource:
 
 
 def _too_large(what: str, limit: int) -> str:
-    return f"request {what} is larger than the limit of {limit} bytes"
+    verb = "are" if what.endswith("s") else "is"
+    return f"request {what} {verb} larger than the limit of {limit} bytes"
 
 
 def _remote_addr(req) -> str:
@@ -320,13 +321,22 @@ def _inbound(req, raw_headers, body: bytes) -> InboundRequest:
     )
 
 
+HTTP_ERROR_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    431: "headers_too_large",
+}
+
+
 def _handle_unexpected(req, resp, exc, params):
     """Falcon's own refusals (a malformed header) keep the JSON error shape; bugs are 500s."""
     resp.content_type = falcon.MEDIA_JSON
     if isinstance(exc, falcon.HTTPError):
         resp.status = exc.status_code
         detail = exc.description or exc.title or "invalid request"
-        resp.data = (json.dumps({"code": "invalid_request", "detail": detail}) + "\n").encode()
+        code = HTTP_ERROR_CODES.get(exc.status_code, "invalid_request")
+        resp.data = (json.dumps({"code": code, "detail": detail}) + "\n").encode()
         return
     event("ingress_internal_error", level="error", path=req.path, error=repr(exc))
     resp.status = 500

@@ -101,12 +101,48 @@ def read_object(req: falcon.Request, limit: int, allow_empty: bool = False) -> d
         raise invalid_body("Content-Type must be application/json")
     try:
         text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid_body("the body is not valid UTF-8") from None
+    try:
         document = json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise invalid_body(f"JSON nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except ValueError as exc:
         raise invalid_body(f"malformed JSON: {exc}") from None
     if not isinstance(document, dict):
         raise invalid_body("the body must be one JSON object")
+    _check_strings(document, "", 0)
     return document
+
+
+MAX_DEPTH = 64
+
+
+def _check_strings(value: Any, field: str, depth: int) -> None:
+    """Refuse a body nested deeper than ``MAX_DEPTH`` or holding a string (key or value) that
+    cannot be encoded as UTF-8, such as a lone surrogate escape ``"\\ud800"``."""
+    if depth > MAX_DEPTH:
+        raise invalid_body(f"JSON nested too deeply (at most {MAX_DEPTH} levels)")
+    if isinstance(value, str):
+        if not _encodable(value):
+            raise invalid_body(f"field {field!r} holds a string that is not valid Unicode")
+    elif isinstance(value, dict):
+        for key, entry in value.items():
+            name = key if depth == 0 else field
+            if not _encodable(key):
+                raise invalid_body(f"field {name!r} holds a key that is not valid Unicode")
+            _check_strings(entry, name, depth + 1)
+    elif isinstance(value, list):
+        for entry in value:
+            _check_strings(entry, field, depth + 1)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_fields(document: dict, allowed: tuple[str, ...], where: str = "") -> None:

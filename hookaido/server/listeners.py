@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import waitress.server
 from waitress import wasyncore
 
+from hookaido.config import values
 from hookaido.errors import HookaidoError
 from hookaido.observability.log import event
 
@@ -20,6 +21,17 @@ STOP_GRACE = 5.0
 DEFAULT_THREADS = 16
 CONNECTION_LIMIT = 1000
 MAX_REQUEST_BODY = 64 * 1024 * 1024  # used when the caller does not size it from the config
+# The HTTP server's own body cap sits far above every configured max_body, so the apps answer
+# an oversized body with their JSON error and the configured limit. The read stays bounded.
+SERVER_BODY_FLOOR = 256 * 1024 * 1024
+
+
+def server_body_cap(max_body: int) -> int:
+    """The body size the HTTP server itself refuses (plain text), given the largest body
+    the apps accept.
+
+    # Limitation: a body above this cap still gets the HTTP server's plain-text 413."""
+    return max(SERVER_BODY_FLOOR, 4 * max_body)
 
 
 class ListenError(HookaidoError):
@@ -74,7 +86,9 @@ class PrefixRouter:
         self.fallback_component = fallback_component
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "") or "/"
+        # The path is cleaned before the prefix is matched, so ``/pull/../admin/x`` is an
+        # admin path on every layer (config.md §9, pull-api.md §1).
+        path = values.clean_path("/" + (environ.get("PATH_INFO", "") or "/").lstrip("/"))
         for mount in self.mounts:
             prefix = mount.prefix
             if not prefix:
@@ -141,7 +155,7 @@ class Listener:
                 # Limitation: waitress has no separate read-header timeout; a connection that
                 # sends nothing (headers included) is closed after this 120 s idle timeout.
                 channel_timeout=120,
-                max_request_body_size=self.max_body,
+                max_request_body_size=server_body_cap(self.max_body),
                 clear_untrusted_proxy_headers=False,
                 expose_tracebacks=False,
                 # poll() instead of select(): no 1024-descriptor ceiling on open connections.

@@ -109,6 +109,12 @@ class PullAPI:
         try:
             self._check_method(req.method, operation)
             self._check_token(req, generation, config, route)
+            if route is None and self._route_for(config, path) is not None:
+                raise APIError(
+                    404,
+                    "operation_not_found",
+                    f"{path!r} needs an operation: add one of /{', /'.join(OPERATIONS)}",
+                )
             if route is None:
                 raise APIError(404, "route_not_found", f"no pull endpoint {endpoint!r}")
             if operation not in OPERATIONS:

@@ -20,6 +20,7 @@ from OpenSSL import SSL
 from hookaido.config.model import TLSConfig
 from hookaido.errors import ConfigError
 from hookaido.observability.log import event
+from hookaido.server.listeners import server_body_cap
 
 EXPIRY_WARNING = timedelta(days=14)
 MAX_REQUEST_HEADERS = 256 * 1024
@@ -309,7 +310,7 @@ class TLSServer:
         self._server.server_name = "hookaido"
         # The same outer limits as the plain listeners: refused with 413 before reading.
         self._server.max_request_header_size = MAX_REQUEST_HEADERS
-        self._server.max_request_body_size = max_body
+        self._server.max_request_body_size = server_body_cap(max_body)
         self._server.listener_name = name
         self._server.gateway = _Gateway
         self._server.client_certificates_verified = bool(verified)

@@ -94,6 +94,7 @@ def test_a_slow_reader_gets_a_large_response_intact(tls_listener, certs):
 
 def test_a_body_over_the_listener_limit_is_refused_before_it_is_read(certs, free_port):
     from hookaido.config.model import TLSConfig
+    from hookaido.server.listeners import server_body_cap
     from hookaido.server.tls import make_tls_server
 
     calls = []
@@ -108,8 +109,10 @@ def test_a_body_over_the_listener_limit_is_refused_before_it_is_read(certs, free
     server.start()
     try:
         stream = tls_socket(server.port, certs)
+        # The server's own cap sits far above max_body (the app answers in between).
+        over = server_body_cap(1024) + 1
         stream.sendall(
-            b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n"
+            f"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {over}\r\n\r\n".encode()
         )
         head = stream.recv(65536)
         stream.close()
