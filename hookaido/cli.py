@@ -22,6 +22,10 @@ def _cmd_plugins(args) -> int:
         rows.append(
             {"name": info.name, "version": info.version, "source": info.source, "registers": names}
         )
+    from hookaido.plugins import missing_message
+
+    for name in getattr(loaded, "missing", ()):
+        print(f"warning: {missing_message(name)}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0

@@ -46,6 +46,8 @@ class Registry:
 
     def __init__(self):
         self.plugins: dict[str, PluginInfo] = {}
+        # names in HOOKAIDO_LOAD_PLUGINS that no installed entry point carries
+        self.missing: list[str] = []
         self._by_kind: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
 
     def add(self, info: PluginInfo, kind: str, name: str, factory, schema=None):
@@ -68,13 +70,25 @@ class Registry:
         return [self._by_kind[kind][name] for name in self.names(kind)]
 
 
-def _selected_entry_points():
-    found = entry_points(group=ENTRY_POINT_GROUP)
+def _selected_entry_points() -> tuple[list, list[str]]:
+    """The entry points to load, and the requested names that none of them carries."""
+    found = list(entry_points(group=ENTRY_POINT_GROUP))
     wanted = os.environ.get("HOOKAIDO_LOAD_PLUGINS")
     if wanted is None:
-        return list(found)
-    names = {name.strip() for name in wanted.split(",") if name.strip()}
-    return [ep for ep in found if ep.name in names]
+        return found, []
+    names = list(dict.fromkeys(name.strip() for name in wanted.split(",") if name.strip()))
+    available = {ep.name for ep in found}
+    missing = [name for name in names if name not in available]
+    return [ep for ep in found if ep.name in names], missing
+
+
+def missing_message(name: str) -> str:
+    """The warning for a name in ``HOOKAIDO_LOAD_PLUGINS`` that is not installed."""
+    installed = ", ".join(sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)))
+    return (
+        f"HOOKAIDO_LOAD_PLUGINS names plugin {name!r}, which is not installed"
+        f" (installed: {installed or 'none'})"
+    )
 
 
 def _collect(registry: Registry, info: PluginInfo, plugin_module):
@@ -108,7 +122,8 @@ def load_registry() -> Registry:
         registry.plugins[info.name] = info
         _collect(registry, info, module)
 
-    for ep in _selected_entry_points():
+    selected, registry.missing = _selected_entry_points()
+    for ep in selected:
         try:
             module = ep.load()
         except Exception as exc:  # a broken third-party plugin must not hide the others

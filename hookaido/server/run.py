@@ -424,6 +424,10 @@ class Server:
 
         secrets = load_secrets(config)
         registry = plugin_registry()
+        for name in registry.missing:
+            from hookaido.plugins import missing_message
+
+            event("plugin_not_found", level="warn", plugin=name, detail=missing_message(name))
         metrics = Metrics()
         backend = open_backend(
             config, options.db, registry, observer=metrics.store_observer(config.backend)

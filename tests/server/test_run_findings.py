@@ -1,9 +1,12 @@
 """New-user finding 8: a log file that cannot be created stops ``hookaido run`` with a config
 error naming the setting, its place and the path (not "cannot start listeners")."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from ..support.loopback import free_port
 
@@ -35,3 +38,61 @@ def test_an_access_log_under_a_file_is_a_located_config_error_at_start_up(tmp_pa
     ) in result.stderr
     assert "cannot start listeners" not in result.stderr
     assert "Errno" not in result.stderr
+
+
+def test_a_plugin_named_in_hookaido_load_plugins_but_not_installed_is_logged(tmp_path):
+    """Finding 12: a typo in HOOKAIDO_LOAD_PLUGINS is a runtime-log warning, not silence."""
+    (tmp_path / "Hookaidofile").write_text(
+        f"ingress {{ listen 127.0.0.1:{free_port()} }}\n"
+        f"admin_api {{ listen 127.0.0.1:{free_port()} }}\n"
+        f"pull_api {{ listen 127.0.0.1:{free_port()}; auth token env:T }}\n"
+        "/a { queue memory\n pull { path /a } }\n"
+    )
+    env = {**os.environ, "T": "pull-token", "HOOKAIDO_LOAD_PLUGINS": "nonexistent,backend_memory"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hookaido", "run", "--config", "Hookaidofile"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        events = {}
+        deadline = time.monotonic() + 20
+        while "server_started" not in events and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            record = json.loads(line)
+            events[record["msg"]] = record
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate(timeout=5)
+    assert "server_started" in events
+    warning = events["plugin_not_found"]
+    assert warning["level"] == "WARN"
+    assert warning["plugin"] == "nonexistent"
+    assert warning["detail"].startswith(
+        "HOOKAIDO_LOAD_PLUGINS names plugin 'nonexistent', which is not installed (installed: "
+    )
+
+
+def test_hookaido_plugins_warns_about_a_name_that_is_not_installed(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "hookaido", "plugins", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "HOOKAIDO_LOAD_PLUGINS": "nonexistent,auth_hmac"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0
+    assert result.stderr.startswith(
+        "warning: HOOKAIDO_LOAD_PLUGINS names plugin 'nonexistent', which is not installed"
+    )
+    assert "auth_hmac" in {row["name"] for row in json.loads(result.stdout)}
