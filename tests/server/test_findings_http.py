@@ -212,3 +212,15 @@ def test_a_shared_listener_cleans_the_path_before_matching_the_prefix(
 
     assert to_admin == 200 and "items" in json.loads(admin_body)
     assert (to_pull, json.loads(pull_body)) == (200, {"items": []})
+
+
+def test_headers_over_max_headers_are_named_in_plural(http, urls):
+    reply = http(
+        "POST", urls["ingress"] + "/webhooks/github", body=b"x", headers={"X-Big": "a" * 70_000}
+    )
+
+    assert reply.status == 413
+    assert reply.json() == {
+        "code": "headers_too_large",
+        "detail": "request headers are larger than the limit of 65536 bytes",
+    }
