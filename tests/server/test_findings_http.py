@@ -224,3 +224,10 @@ def test_headers_over_max_headers_are_named_in_plural(http, urls):
         "code": "headers_too_large",
         "detail": "request headers are larger than the limit of 65536 bytes",
     }
+
+
+def test_a_body_far_over_max_body_on_the_admin_api_is_a_json_error(http, urls):
+    reply = http("POST", urls["admin"] + "/messages/cancel", body=b"\0" * 9_000_000, headers=AUDIT)
+
+    assert (reply.status, reply.json()["code"]) == (400, "invalid_body")
+    assert "2097152" in reply.json()["detail"]
