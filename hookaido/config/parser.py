@@ -54,6 +54,7 @@ def parse_text(text: str, file: str, registry=None) -> Document:
     if text.startswith("\ufeff"):
         text = text[1:]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    _refuse_control_characters(text, file)
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as exc:
@@ -68,6 +69,89 @@ def parse_text(text: str, file: str, registry=None) -> Document:
         raise ConfigError("config nests too deeply", Location(file, 1, 1)) from None
 
 
+def _shown(char: str) -> str:
+    """A character for a message: invisible ones escaped (``\\x01``)."""
+    return char if char.isprintable() else repr(char)[1:-1]
+
+
+def _refuse_control_characters(text: str, file: str) -> None:
+    """Invisible characters outside quoted strings and comments are refused, located."""
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        quoted = escaped = False
+        for column, char in enumerate(line, start=1):
+            if quoted:
+                quoted = escaped or char != '"'
+                escaped = not escaped and char == "\\"
+                continue
+            if char == "#":
+                break
+            if char == '"':
+                quoted = True
+            elif char != "\t" and (ord(char) < 32 or ord(char) == 127):
+                raise ConfigError(
+                    f'control character "{_shown(char)}" is not allowed here',
+                    Location(file, line_number, column),
+                )
+
+
+_PLACEHOLDER_STARTS = ("$", "env.", "file.", "vars.")
+
+
+def _tokens(text: str) -> list:
+    try:
+        return [token for token in _lark().lex(text) if token.type != "COMMENT"]
+    except LarkError:
+        return []
+
+
+def _unterminated_placeholder(tokens: list, file: str) -> ConfigError | None:
+    """A ``{$X`` (or ``{env.``...) cut by a space lexes as a block: say what it is."""
+    for index, token in enumerate(tokens[:-1]):
+        after = tokens[index + 1]
+        if (
+            token.type == "LBRACE"
+            and after.type == "WORD"
+            and after.start_pos == token.end_pos
+            and after.value.startswith(_PLACEHOLDER_STARTS)
+        ):
+            start = token
+            before = tokens[index - 1] if index else None
+            if before is not None and before.type == "WORD" and before.end_pos == token.start_pos:
+                start = before
+            return ConfigError(
+                f'unterminated placeholder "{{{after.value}"; expected "}}" before the space'
+                " that follows it",
+                Location(file, start.line, start.column),
+            )
+    return None
+
+
+def _block_missing(tokens: list, stray, file: str) -> ConfigError | None:
+    """For a stray ``}``: the last top-level route or block name not followed by ``{``."""
+    depth = 0
+    suspect = None
+    for index, token in enumerate(tokens):
+        if token.start_pos >= stray.start_pos:
+            break
+        if token.type == "LBRACE":
+            depth += 1
+        elif token.type == "RBRACE":
+            depth = max(depth - 1, 0)
+        elif token.type == "WORD" and depth == 0:
+            nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+            named = token.value.startswith("/") or token.value in d.GLOBAL_BLOCKS
+            if named and (nxt is None or nxt.type != "LBRACE"):
+                suspect = token
+    if suspect is None:
+        return None
+    what = f"route {suspect.value}" if suspect.value.startswith("/") else suspect.value
+    return ConfigError(
+        f'{what} needs a block: expected "{{" after it (the "}}" at'
+        f" {stray.line}:{stray.column} closes no block)",
+        Location(file, suspect.line, suspect.column),
+    )
+
+
 def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> ConfigError:
     if (
         isinstance(exc, UnexpectedCharacters)
@@ -78,7 +162,14 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> ConfigError:
             Location(file, exc.line, exc.column),
         )
     token = getattr(exc, "token", None)
+    tokens = _tokens(text)
+    placeholder = _unterminated_placeholder(tokens, file)
+    if placeholder is not None:
+        return placeholder
     if token is not None and token.type == "RBRACE":
+        missing = _block_missing(tokens, token, file)
+        if missing is not None:
+            return missing
         return ConfigError(
             'unexpected "}": no block is open here', Location(file, token.line, token.column)
         )
@@ -138,7 +229,7 @@ def _describe(node) -> str:
         return f"quoted string {node.value}"
     if node.type == "COMMENT":
         return "a comment"
-    return f'"{node.value}"'
+    return '"' + "".join(_shown(char) for char in node.value) + '"'
 
 
 class _Nodes:
