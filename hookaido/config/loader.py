@@ -34,9 +34,9 @@ def load_config(path, environ=None, registry=None) -> Config:
     except ConfigError as exc:
         problems.extend(exc.problems)
     if config is not None and not problems:
-        from hookaido.config.startup import log_file_problems
+        from hookaido.config.startup import log_file_problems, tls_problems
 
-        problems.extend(log_file_problems(config, document))
+        problems.extend(tls_problems(config, document) + log_file_problems(config, document))
     problems = sorted(dict.fromkeys(problems), key=_place_of)
     if problems:
         raise ConfigError(problems[0], problems=problems)

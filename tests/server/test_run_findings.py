@@ -96,3 +96,27 @@ def test_hookaido_plugins_warns_about_a_name_that_is_not_installed(tmp_path):
         "warning: HOOKAIDO_LOAD_PLUGINS names plugin 'nonexistent', which is not installed"
     )
     assert "auth_hmac" in {row["name"] for row in json.loads(result.stdout)}
+
+
+def test_missing_tls_files_stop_run_with_the_place_of_the_tls_block(tmp_path):
+    """Finding 6: start-up's TLS error carries file:line:col like every other config error."""
+    (tmp_path / "Hookaidofile").write_text(
+        f"ingress {{ listen 127.0.0.1:{free_port()}\n"
+        " tls { cert_file /nope.pem; key_file /nope.key } }\n"
+        f"admin_api {{ listen 127.0.0.1:{free_port()} }}\n"
+        f"pull_api {{ listen 127.0.0.1:{free_port()}; auth token env:T }}\n"
+        "/a { queue memory\n pull { path /a } }\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "hookaido", "run", "--config", "Hookaidofile"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "T": "pull-token"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert (
+        "Hookaidofile:2:2: ingress.tls: tls cert_file '/nope.pem': cannot read"
+        " (No such file or directory)"
+    ) in result.stderr
