@@ -709,14 +709,21 @@ class SQLiteBackend(BackendBase):
             clauses.append(f"id IN ({_marks(ids)})")
             params.extend(ids)
 
-        sql = f"SELECT {ITEM_COLUMNS} FROM queue_items"
+        rows = self._newest_first(
+            ITEM_COLUMNS, "queue_items", "received_at", clauses, params, selector.limit
+        )
+        return [envelope_from_row(row) for row in rows]
+
+    def _newest_first(self, columns, table, time_column, clauses, params, limit):
+        """Rows of ``table`` matching every clause, newest ``time_column`` first, then id."""
+        sql = f"SELECT {columns} FROM {table}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY received_at DESC, id DESC"
-        if selector.limit > 0:
+        sql += f" ORDER BY {time_column} DESC, id DESC"
+        if limit > 0:
             sql += " LIMIT ?"
-            params.append(selector.limit)
-        return [envelope_from_row(row) for row in self._reader().execute(sql, params)]
+            params = [*params, limit]
+        return self._reader().execute(sql, params)
 
     @_store_errors
     def stats(self) -> Stats:
@@ -864,14 +871,10 @@ class SQLiteBackend(BackendBase):
             clauses.append("created_at < ?")
             params.append(to_ns(selector.before))
 
-        sql = f"SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY created_at DESC, id DESC"
-        if selector.limit > 0:
-            sql += " LIMIT ?"
-            params.append(selector.limit)
-        return [attempt_from_row(row) for row in self._reader().execute(sql, params)]
+        rows = self._newest_first(
+            ATTEMPT_COLUMNS, "delivery_attempts", "created_at", clauses, params, selector.limit
+        )
+        return [attempt_from_row(row) for row in rows]
 
     # -- retention --------------------------------------------------------------------------
 
