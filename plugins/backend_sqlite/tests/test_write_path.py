@@ -14,11 +14,11 @@ from hookaido.queue.errors import MessageExists, QueueFull
 ROUTE, TARGET = "/hooks/write-path", "pull"
 
 
-def envelope(message_id: str | None = None) -> Envelope:
+def envelope(message_id: str | None = None, route: str = ROUTE) -> Envelope:
     now = datetime.now(UTC)
     return Envelope(
         id=message_id or new_event_id(),
-        route=ROUTE,
+        route=route,
         target=TARGET,
         payload=b'{"n": 1}',
         received_at=now,
@@ -67,7 +67,8 @@ def test_writers_waiting_together_share_one_commit_and_fail_alone(store):
         ("ack", lambda: store.ack([held.lease_id])),
         ("ack unknown", lambda: store.ack(["lease_0000000000000000"])),
         ("duplicate", lambda: store.enqueue([envelope("evt_2")])),
-        ("new", lambda: store.enqueue([envelope("evt_new")])),
+        # another route, so the dequeue's result does not hang on which writer ran first
+        ("new", lambda: store.enqueue([envelope("evt_new", "/hooks/elsewhere")])),
     ]
     statements: list[str] = []
     store._writer.set_trace_callback(statements.append)
