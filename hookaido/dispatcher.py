@@ -435,9 +435,10 @@ class _Fleet:
         else:
             self._dead(work, envelope, outcome, outcome.dead_reason or "unspecified")
 
+    # Each outcome settles the lease last, so whoever sees the message leave its lease also
+    # sees the attempt's record, counters and log line.
     def _acked(self, work: _RouteWork, envelope: Envelope, outcome: Outcome) -> None:
         self._record(envelope, outcome, "acked")
-        self._settle("ack", work, [envelope], "dispatcher_ack_failed")
         self._count("acked")
         event(
             "delivery_ok",
@@ -447,10 +448,10 @@ class _Fleet:
             attempt=envelope.attempt,
             event_id=envelope.id,
         )
+        self._settle("ack", work, [envelope], "dispatcher_ack_failed")
 
     def _retry(self, work: _RouteWork, envelope: Envelope, outcome: Outcome, delay) -> None:
         self._record(envelope, outcome, "retry")
-        self._settle("nack", work, [envelope], "dispatcher_nack_failed", delay=delay)
         work.note_retry(delay)
         self._count("retry")
         fields = {
@@ -464,10 +465,10 @@ class _Fleet:
             fields["retry_after"] = render_duration(min(outcome.retry_after, RETRY_AFTER_CAP))
         fields.update(self._failure(outcome))
         event("delivery_retry", **fields)
+        self._settle("nack", work, [envelope], "dispatcher_nack_failed", delay=delay)
 
     def _dead(self, work: _RouteWork, envelope: Envelope, outcome: Outcome, reason: str) -> None:
         self._record(envelope, outcome, "dead", reason)
-        self._settle("dead", work, [envelope], "dispatcher_mark_dead_failed", reason=reason)
         self._count("dead", reason)
         event(
             "delivery_dead",
@@ -479,6 +480,7 @@ class _Fleet:
             reason=reason,
             **self._failure(outcome),
         )
+        self._settle("dead", work, [envelope], "dispatcher_mark_dead_failed", reason=reason)
 
     @staticmethod
     def _failure(outcome: Outcome) -> dict:
