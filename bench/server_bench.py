@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import urllib3
@@ -172,7 +172,9 @@ def prefill(db_path: Path, count: int) -> None:
     )
     backend.open()
     try:
-        now = datetime.now(UTC)
+        # One microsecond apart, as webhooks arrive one after another (with equal times the
+        # queue order would fall back to the random ids).
+        first = datetime.now(UTC) - timedelta(seconds=1)
         for start in range(0, count, 1000):
             backend.enqueue(
                 Envelope(
@@ -180,11 +182,11 @@ def prefill(db_path: Path, count: int) -> None:
                     route="/webhooks/bench",
                     target="pull",
                     payload=BODY.encode(),
-                    received_at=now,
-                    next_run_at=now,
+                    received_at=first + timedelta(microseconds=index),
+                    next_run_at=first + timedelta(microseconds=index),
                     headers={"Content-Type": "application/json"},
                 )
-                for _ in range(min(1000, count - start))
+                for index in range(start, min(start + 1000, count))
             )
     finally:
         backend.close()
