@@ -46,11 +46,18 @@ class SettledLeases:
         self._kinds: dict[str, OrderedDict[str, tuple[str, datetime]]] = {}
 
     def remember(self, kind: str, lease_id: str, route: str) -> None:
+        self.remember_all(kind, [(lease_id, route)])
+
+    def remember_all(self, kind: str, settled: list[tuple[str, str]]) -> None:
+        """Remember ``(lease_id, route)`` pairs settled together by ``kind``."""
+        if not settled:
+            return
         now = self._clock()
         with self._lock:
             memory = self._kinds.setdefault(kind, OrderedDict())
-            memory.pop(lease_id, None)
-            memory[lease_id] = (route, now)
+            for lease_id, route in settled:
+                memory.pop(lease_id, None)
+                memory[lease_id] = (route, now)
             self._forget_old(memory, now)
             while len(memory) > self._capacity:
                 memory.popitem(last=False)

@@ -287,3 +287,33 @@ def test_a_file_that_is_not_a_database_is_reported_with_its_path(path):
 
     assert str(path) in str(refused.value)
     assert "not a database" in str(refused.value)
+
+
+def test_a_version_1_file_keeps_its_open_leases_under_the_partial_lease_index(path, monkeypatch):
+    from hookaido_backend_sqlite import schema
+
+    with monkeypatch.context() as patched:
+        patched.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+        patched.setattr(schema, "LATEST_VERSION", 1)
+        old = open_backend(path)
+        old.enqueue([envelope("evt_1"), envelope("evt_2")])
+        held = old.dequeue("/r", "pull", 1, TTL)[0]
+        old.close()
+
+    backend = open_backend(path)
+    try:
+        assert backend.ack([held.lease_id]).succeeded == 1
+        assert backend.get(held.id) is None
+        assert [item.id for item in backend.dequeue("/r", "pull", 10, TTL)] == ["evt_2"]
+    finally:
+        backend.close()
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("SELECT version FROM schema_migrations").fetchall()
+        index = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'queue_items_lease'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert version == [(LATEST_VERSION,)] and LATEST_VERSION >= 2
+    assert "WHERE lease_id IS NOT NULL" in index

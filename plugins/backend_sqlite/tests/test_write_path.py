@@ -82,6 +82,8 @@ def test_writers_waiting_together_share_one_commit_and_fail_alone(store):
 
     store._writer.set_trace_callback(None)
     assert statements.count("COMMIT") == 1
+    # The duplicate failed the side-by-side run; the group ran again, one savepoint each.
+    assert statements.count("SAVEPOINT write") == len(writers)
     assert len(outcomes["dequeue"]) == 2
     assert outcomes["ack"].succeeded == 1 and outcomes["ack"].conflicts == []
     assert outcomes["ack unknown"].conflicts == [("lease_0000000000000000", "lease_not_found")]
@@ -89,6 +91,39 @@ def test_writers_waiting_together_share_one_commit_and_fail_alone(store):
     assert outcomes["new"] is None
     assert store.get("evt_new").state == "queued"
     assert store.get(held.id) is None
+
+
+def test_writers_that_all_succeed_share_one_commit_without_savepoints(store):
+    store.enqueue([envelope(f"evt_{n}") for n in range(4)])
+    held = store.dequeue(ROUTE, TARGET, 2, timedelta(minutes=1))
+    outcomes: dict[str, object] = {}
+    writers = [
+        ("dequeue", lambda: store.dequeue(ROUTE, TARGET, 10, timedelta(minutes=1))),
+        ("ack", lambda: store.ack([held[0].lease_id])),
+        ("nack", lambda: store.nack([held[1].lease_id], delay=timedelta(hours=1))),
+        ("new", lambda: store.enqueue([envelope("evt_new", "/hooks/elsewhere")])),
+    ]
+    statements: list[str] = []
+    store._writer.set_trace_callback(statements.append)
+    with store._write_lock:
+        threads = [
+            threading.Thread(target=lambda n=name, c=call: outcomes.update({n: c()}))
+            for name, call in writers
+        ]
+        for thread in threads:
+            thread.start()
+        assert wait_until(lambda: len(store._pending) == len(writers))
+    for thread in threads:
+        thread.join(timeout=10)
+
+    store._writer.set_trace_callback(None)
+    assert statements.count("COMMIT") == 1
+    assert not [sql for sql in statements if "SAVEPOINT" in sql or "ROLLBACK" in sql]
+    assert sorted(item.id for item in outcomes["dequeue"]) == ["evt_2", "evt_3"]
+    assert outcomes["ack"].succeeded == 1 and outcomes["nack"].succeeded == 1
+    assert store.get(held[0].id) is None
+    assert store.get(held[1].id).state == "queued"
+    assert store.get("evt_new").state == "queued"
 
 
 def test_a_lone_enqueue_over_max_depth_is_refused_and_writes_nothing(tmp_path):
