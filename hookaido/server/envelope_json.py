@@ -50,15 +50,29 @@ def payload_b64(payload: bytes) -> str:
     return base64.b64encode(payload).decode("ascii")
 
 
-def dequeue_item(envelope: Envelope) -> dict:
-    """One item of a dequeue response or an SSE ``message`` event."""
+def dequeue_items(envelopes: list[Envelope]) -> list[dict]:
+    """The items of a dequeue response. A batch shares one lease deadline, rendered once."""
+    rendered: dict[datetime, str] = {}
+    items = []
+    for envelope in envelopes:
+        deadline = envelope.lease_until or envelope.next_run_at
+        text = rendered.get(deadline)
+        if text is None:
+            text = rendered[deadline] = render_time(deadline)
+        items.append(dequeue_item(envelope, text))
+    return items
+
+
+def dequeue_item(envelope: Envelope, deadline: str | None = None) -> dict:
+    """One item of a dequeue response or an SSE ``message`` event; ``deadline`` is the
+    lease deadline already rendered, when the caller has it."""
     item = {
         "id": envelope.id,
         "lease_id": envelope.lease_id,
         "route": envelope.route,
         "target": "pull",
         "received_at": render_time(envelope.received_at),
-        "next_run_at": render_time(envelope.lease_until or envelope.next_run_at),
+        "next_run_at": deadline or render_time(envelope.lease_until or envelope.next_run_at),
         "attempt": envelope.attempt,
         "payload_b64": payload_b64(envelope.payload),
     }

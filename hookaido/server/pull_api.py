@@ -6,12 +6,13 @@ import heapq
 import json
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import falcon
 
 from hookaido.queue.errors import LeaseConflict, QueueError
-from hookaido.server.envelope_json import dequeue_item
+from hookaido.server.envelope_json import dequeue_item, dequeue_items
 from hookaido.server.jsonbody import (
     PULL_BODY_LIMIT,
     APIError,
@@ -71,20 +72,26 @@ class LeaseBook:
 
     def closed(self, lease_ids) -> None:
         with self._lock:
+            routes: Counter[str] = Counter()
             for lease_id in lease_ids:
                 entry = self._leases.pop(lease_id, None)
                 if entry is not None:
-                    self._gauge.labels(entry[0]).dec()
+                    routes[entry[0]] += 1
+            for route, count in routes.items():
+                self._gauge.labels(route).dec(count)
             self._forget_expired()
 
     def _forget_expired(self) -> None:
         now = datetime.now(UTC)
+        routes: Counter[str] = Counter()
         while self._deadlines and self._deadlines[0][0] <= now:
             until, lease_id = heapq.heappop(self._deadlines)
             entry = self._leases.get(lease_id)
             if entry is not None and entry[1] == until:
                 del self._leases[lease_id]
-                self._gauge.labels(entry[0]).dec()
+                routes[entry[0]] += 1
+        for route, count in routes.items():
+            self._gauge.labels(route).dec(count)
 
 
 class PullAPI:
@@ -184,7 +191,7 @@ class PullAPI:
         except QueueError:
             raise APIError(503, "store_unavailable", "the queue store is unavailable") from None
 
-        answer_json(resp, {"items": [dequeue_item(envelope) for envelope in leased]})
+        answer_json(resp, {"items": dequeue_items(leased)})
 
     def _lease_waiting(self, req, route: str, batch: int, ttl: timedelta, wait: timedelta):
         deadline = time.monotonic() + wait.total_seconds()
