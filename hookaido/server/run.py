@@ -26,7 +26,10 @@ from hookaido.server import ingress
 from hookaido.server.listeners import STOP_GRACE, Mount, PrefixRouter, make_server
 
 WATCH_INTERVAL = 0.2
-PULL_THREADS = 32
+# Request threads per listener, by the busiest component it serves. An ingress request waits
+# for the group commit that makes its webhook durable, and every waiting thread's webhook
+# joins the next commit: more threads, larger groups, fewer syncs per webhook.
+THREADS = {"ingress": 64, "pull_api": 32, "admin_api": 16}
 BODY_CAP_FLOOR = 8 * 1024 * 1024
 
 
@@ -291,7 +294,7 @@ def start_listeners(runtime: Runtime, trends=None) -> list[tuple[object, list[Co
     try:
         for listen, group in groups.items():
             tls = next((c.tls for c in group if c.tls is not None), None)
-            threads = PULL_THREADS if any(c.name == "pull_api" for c in group) else 16
+            threads = max(THREADS[c.name] for c in group)
             name = "+".join(c.name for c in group)
             app = wrap_access_log(_group_app(group), group[0].name, observability.access_log)
             server = make_server(
