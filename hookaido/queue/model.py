@@ -29,6 +29,12 @@ def new_lease_id() -> str:
     return "lease_" + secrets.token_hex(8)
 
 
+def new_lease_prefix() -> str:
+    """``lease_`` and 10 random hex digits, for a store that completes each lease id of a
+    batch with 6 hex digits that tell the batch's items apart."""
+    return "lease_" + secrets.token_hex(5)
+
+
 def new_lease_ids(count: int) -> list[str]:
     """``count`` random lease ids from one read of the system's random source."""
     digits = secrets.token_hex(8 * count)

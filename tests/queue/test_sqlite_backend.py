@@ -1,5 +1,6 @@
 """SQLite backend specifics: durability across reopen, schema versions, WAL, online backups."""
 
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -317,3 +318,44 @@ def test_a_version_1_file_keeps_its_open_leases_under_the_partial_lease_index(pa
         conn.close()
     assert version == [(LATEST_VERSION,)] and LATEST_VERSION >= 2
     assert "WHERE lease_id IS NOT NULL" in index
+
+
+def test_a_batch_whose_rowids_share_their_low_bits_still_gets_distinct_leases(path):
+    backend = open_backend(path)
+    backend.enqueue([envelope("evt_1"), envelope("evt_2")])
+    backend.close()
+    conn = sqlite3.connect(path)
+    with conn:  # the second item moves to a rowid 2**24 above the first
+        first = conn.execute("SELECT rowid FROM queue_items WHERE id = 'evt_1'").fetchone()[0]
+        conn.execute("UPDATE queue_items SET rowid = ? WHERE id = 'evt_2'", [first + 2**24])
+    conn.close()
+
+    backend = open_backend(path)
+    statements: list[str] = []
+    backend._writer.set_trace_callback(statements.append)
+    try:
+        leased = backend.dequeue("/r", "pull", 10, TTL)
+        assert any("AS lease" in sql for sql in statements)  # ids drawn one by one
+        assert sorted(item.id for item in leased) == ["evt_1", "evt_2"]
+        assert len({item.lease_id for item in leased}) == 2
+        assert all(re.fullmatch(r"lease_[0-9a-f]{16}", item.lease_id) for item in leased)
+        assert backend.ack([item.lease_id for item in leased]).succeeded == 2
+        assert backend.stats().total == 0
+    finally:
+        backend.close()
+
+
+def test_lease_ids_of_a_batch_are_16_hex_digits_and_settle_their_own_items(path):
+    backend = open_backend(path)
+    try:
+        backend.enqueue([envelope(f"evt_{n}") for n in range(5)])
+        leased = backend.dequeue("/r", "pull", 5, TTL)
+        assert len({item.lease_id for item in leased}) == 5
+        assert all(re.fullmatch(r"lease_[0-9a-f]{16}", item.lease_id) for item in leased)
+        assert backend.ack([leased[2].lease_id]).succeeded == 1
+        assert backend.get(leased[2].id) is None
+        assert {backend.get(item.id).lease_id for item in leased if item is not leased[2]} == {
+            item.lease_id for item in leased if item is not leased[2]
+        }
+    finally:
+        backend.close()
