@@ -5,7 +5,6 @@ connection behind a lock (``BEGIN IMMEDIATE``); reads use one connection per thr
 """
 
 import functools
-import json
 import os
 import sqlite3
 import threading
@@ -40,6 +39,7 @@ from hookaido_backend_sqlite.rows import (
     attempt_from_row,
     duration_ns,
     envelope_from_row,
+    from_json,
     from_ns,
     to_json,
     to_json_list,
@@ -558,7 +558,7 @@ class SQLiteBackend(BackendBase):
             now, now_ns = self._now()
             expired = self._sweep_expired(conn, now_ns) if expiries else set()
             found = conn.execute(self.SELECT_READY, [route, target, now_ns, wanted]).fetchone()
-            rows = json.loads(found[0]) if found and found[0] else []
+            rows = from_json(found[0]) if found and found[0] else []
             lease_ids: list[str] = []
             if rows:
                 # json_group_array keeps the subquery's order in practice; sort to be sure.
@@ -665,7 +665,7 @@ class SQLiteBackend(BackendBase):
             _, now_ns = self._now()
             wanted = to_json_list(list(dict.fromkeys(lease_ids)))
             found = conn.execute(self.FIND_LIVE_LEASES, [wanted, now_ns, route, route]).fetchone()
-            rows = json.loads(found[0]) if found and found[0] else []
+            rows = from_json(found[0]) if found and found[0] else []
             if rows:
                 rowids = to_json_list([row[1] for row in rows])
                 conn.execute(statement, [*values(now_ns), rowids])
