@@ -897,8 +897,13 @@ class SQLiteBackend(BackendBase):
             attempt.dead_reason,
             to_ns(attempt.created_at),
         )
-        with self._transaction() as conn:
+
+        def insert(conn: sqlite3.Connection) -> bool:
             conn.execute(self.INSERT_ATTEMPT, row)
+            return True
+
+        # Shares the next group commit with other workers' leases and settlements.
+        self._grouped(insert, alone=insert)
 
     @_store_errors
     def list_attempts(self, selector: AttemptFilter) -> list[Attempt]:

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hookaido_backend_sqlite.store import SQLiteBackend
 
-from hookaido.queue import BackendSettings, Envelope, Retention, new_event_id
+from hookaido.queue import (
+    Attempt,
+    AttemptFilter,
+    BackendSettings,
+    Envelope,
+    Retention,
+    new_event_id,
+)
 from hookaido.queue.errors import MessageExists, QueueFull
 
 ROUTE, TARGET = "/hooks/write-path", "pull"
@@ -102,6 +109,7 @@ def test_writers_that_all_succeed_share_one_commit_without_savepoints(store):
         ("ack", lambda: store.ack([held[0].lease_id])),
         ("nack", lambda: store.nack([held[1].lease_id], delay=timedelta(hours=1))),
         ("new", lambda: store.enqueue([envelope("evt_new", "/hooks/elsewhere")])),
+        ("attempt", lambda: store.record_attempt(attempt_of(held[0]))),
     ]
     statements: list[str] = []
     store._writer.set_trace_callback(statements.append)
@@ -124,6 +132,20 @@ def test_writers_that_all_succeed_share_one_commit_without_savepoints(store):
     assert store.get(held[0].id) is None
     assert store.get(held[1].id).state == "queued"
     assert store.get("evt_new").state == "queued"
+    assert [a.id for a in store.list_attempts(AttemptFilter(event_id=held[0].id))] == ["att_1"]
+
+
+def attempt_of(leased: Envelope) -> Attempt:
+    return Attempt(
+        id="att_1",
+        event_id=leased.id,
+        route=ROUTE,
+        target=TARGET,
+        attempt=1,
+        status_code=204,
+        outcome="acked",
+        created_at=datetime.now(UTC),
+    )
 
 
 def test_a_lone_enqueue_over_max_depth_is_refused_and_writes_nothing(tmp_path):
