@@ -53,9 +53,15 @@ def queue_diagnostics(stats, now: datetime, trend_signals: dict) -> dict:
     """The ``queue`` section of ``/healthz?details=1``."""
     body: dict = {"ok": True, "total": stats.total, "by_state": dict(stats.by_state)}
     if stats.by_state.get("queued", 0):
-        body.update(
-            indicators(stats.oldest_queued_received_at, stats.earliest_queued_next_run_at, now)
-        )
+        # Unlike the backlog views, health keeps a zero age or lag: its age/lag keys are left
+        # out only when nothing is queued.
+        oldest, earliest = stats.oldest_queued_received_at, stats.earliest_queued_next_run_at
+        if oldest is not None:
+            body["oldest_queued_received_at"] = render_time(oldest)
+            body["oldest_queued_age_seconds"] = age_seconds(now, oldest)
+        if earliest is not None:
+            body["earliest_queued_next_run_at"] = render_time(earliest)
+            body["ready_lag_seconds"] = age_seconds(now, earliest)
         body["top_queued"] = [_bucket_json(bucket, now) for bucket in stats.top_queued]
     body["trend_signals"] = trend_signals
     return body

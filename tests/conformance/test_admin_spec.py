@@ -1,0 +1,61 @@
+"""The Admin API checked line by line against spec/admin-api.md, over real loopback HTTP."""
+
+import pytest
+
+from hookaido.observability.metrics import Metrics
+
+from ..server.conftest import open_backend
+from ..server.test_admin_api import (
+    ADMIN,
+    FANOUT,
+    GITHUB,
+    JOBS,
+    MANAGED,
+    OUTBOUND,
+    AdminServer,
+    admin_config,
+)
+
+TOKEN = "admin-token"
+
+
+@pytest.fixture
+def admin(tmp_path):
+    """An Admin API with a bearer token, a labeled route and metrics, over a memory store."""
+    store = open_backend("memory", tmp_path)
+    config = admin_config(GITHUB, JOBS, OUTBOUND, FANOUT, MANAGED, tokens=(ADMIN,))
+    server = AdminServer(config, store, Metrics())
+    yield server
+    server.close()
+    store.close()
+
+
+def get(server, path, **query):
+    return server.call("GET", path, token=TOKEN, query=query or None)
+
+
+# -- §2 health -------------------------------------------------------------------------
+
+
+def test_health_keeps_a_zero_age_and_lag_while_items_are_queued(admin):
+    """'Age/lag keys and top_queued are omitted when no item is queued': a fresh item (age 0)
+    still shows all four keys."""
+    admin.store("fresh-1")
+
+    status, body = get(admin, "/healthz", details="1")
+
+    queue = body["diagnostics"]["queue"]
+    assert status == 200
+    assert queue["oldest_queued_age_seconds"] == 0
+    assert queue["ready_lag_seconds"] == 0
+    assert "oldest_queued_received_at" in queue and "earliest_queued_next_run_at" in queue
+    assert queue["top_queued"][0]["queued"] == 1
+
+
+def test_health_leaves_out_age_and_lag_when_nothing_is_queued(admin):
+    admin.store("gone-1", state="dead")
+
+    _, body = get(admin, "/healthz", details="1")
+
+    queue = body["diagnostics"]["queue"]
+    assert not {"oldest_queued_age_seconds", "ready_lag_seconds", "top_queued"} & set(queue)
