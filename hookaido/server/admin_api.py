@@ -13,13 +13,13 @@ from hookaido.queue.errors import QueueError
 from hookaido.server import admin_backlog, admin_mutations, admin_publish, admin_trends
 from hookaido.server.admin_common import (
     invalid_query,
+    query_before,
     query_bool,
     query_limit,
     query_param,
     query_route,
     query_selector,
     query_state,
-    query_time,
 )
 from hookaido.server.envelope_json import attempt_item, message_item, render_time
 from hookaido.server.jsonbody import (
@@ -97,7 +97,7 @@ class AdminAPI:
             route=route,
             target=target,
             states=(state,) if state else None,
-            before=query_time(req, "before"),
+            before=query_before(req),
             limit=query_limit(req),
         )
         shown = _included(req)
@@ -110,7 +110,7 @@ class AdminAPI:
         selector = MessageFilter(
             route=query_route(req),
             states=("dead",),
-            before=query_time(req, "before"),
+            before=query_before(req),
             limit=query_limit(req),
         )
         shown = _included(req)
@@ -130,7 +130,7 @@ class AdminAPI:
             target=query_param(req, "target") or None,
             event_id=query_param(req, "event_id") or None,
             outcome=outcome,
-            before=query_time(req, "before"),
+            before=query_before(req),
             limit=query_limit(req),
         )
 

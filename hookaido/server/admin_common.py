@@ -2,8 +2,9 @@
 audit headers of mutations. Parsing only; no endpoint logic lives here.
 """
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hookaido.config import values
 from hookaido.queue.model import STATES
@@ -16,6 +17,7 @@ TRUE_WORDS = ("1", "true", "on", "yes")
 FALSE_WORDS = ("0", "false", "off", "no")
 AUDIT_REASON_MAX = 512
 AUDIT_ID_MAX = 256
+FRACTION = re.compile(r"[Tt ]\d\d:\d\d:\d\d\.(\d+)")
 
 
 def invalid_query(detail: str) -> APIError:
@@ -48,6 +50,28 @@ def query_time(req, name: str) -> datetime | None:
         return parse_time(text)
     except ValueError:
         raise invalid_query(f"{name} must be {TIME_FORMAT}, got {text!r}") from None
+
+
+def parse_before(text: str) -> datetime:
+    """A ``before`` bound: times are kept to the microsecond, so a bound with a finer, non-zero
+    fraction (``…00.000000001Z``) is raised to the next microsecond, keeping "strictly
+    earlier" exact. Raises ``ValueError`` like ``parse_time``."""
+    moment = parse_time(text)
+    fraction = FRACTION.search(text)
+    if fraction is not None and fraction.group(1)[6:].strip("0"):
+        moment += timedelta(microseconds=1)
+    return moment
+
+
+def query_before(req) -> datetime | None:
+    """The ``before`` query parameter (see ``parse_before``)."""
+    text = query_param(req, "before")
+    if text is None or text == "":
+        return None
+    try:
+        return parse_before(text)
+    except ValueError:
+        raise invalid_query(f"before must be {TIME_FORMAT}, got {text!r}") from None
 
 
 def query_bool(req, name: str, default: bool = False) -> bool:

@@ -11,11 +11,12 @@ from hookaido.server.admin_common import (
     MAX_LIMIT,
     Audit,
     labeled_routes,
+    parse_before,
     read_audit,
     require_actor_allowed,
     resolve_selector,
 )
-from hookaido.server.envelope_json import TIME_FORMAT, parse_time, render_time
+from hookaido.server.envelope_json import TIME_FORMAT, render_time
 from hookaido.server.jsonbody import (
     APIError,
     answer_json,
@@ -174,7 +175,7 @@ def _before(text: str | None):
     if text is None:
         return None
     try:
-        return parse_time(text)
+        return parse_before(text)
     except ValueError:
         raise invalid_body(f"before must be {TIME_FORMAT}, got {text!r}") from None
 

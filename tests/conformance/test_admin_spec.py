@@ -59,3 +59,49 @@ def test_health_leaves_out_age_and_lag_when_nothing_is_queued(admin):
 
     queue = body["diagnostics"]["queue"]
     assert not {"oldest_queued_age_seconds", "ready_lag_seconds", "top_queued"} & set(queue)
+
+
+# -- §1 before -------------------------------------------------------------------------
+
+AUDIT = {"X-Hookaido-Audit-Reason": "conformance"}
+MIDNIGHT = "2026-01-01T00:00:00Z"
+
+
+def publish_at(server, received_at, *ids):
+    items = [{"id": i, "route": "/jobs/deploy", "received_at": received_at} for i in ids]
+    status, body = server.call(
+        "POST", "/messages/publish", {"items": items}, token=TOKEN, headers=AUDIT
+    )
+    assert status == 200, body
+
+
+def test_before_with_nanoseconds_keeps_items_strictly_earlier(admin):
+    """'before … keeps items with received_at strictly earlier': midnight is earlier than
+    one nanosecond past midnight, even though stored times stop at microseconds."""
+    publish_at(admin, MIDNIGHT, "at-midnight")
+
+    _, listed = get(admin, "/messages", before="2026-01-01T00:00:00.000000001Z")
+    _, exact = get(admin, "/messages", before=MIDNIGHT)
+
+    assert [item["id"] for item in listed["items"]] == ["at-midnight"]
+    assert exact["items"] == []
+
+
+def test_filter_before_with_nanoseconds_keeps_items_strictly_earlier(admin):
+    publish_at(admin, MIDNIGHT, "to-cancel")
+    body = {"route": "/jobs/deploy", "before": "2026-01-01T00:00:00.0000005Z", "preview_only": True}
+
+    status, answer = admin.call(
+        "POST", "/messages/cancel_by_filter", body, token=TOKEN, headers=AUDIT
+    )
+
+    assert status == 200
+    assert answer["matched"] == 1
+
+
+def test_messages_with_equal_received_at_are_ordered_by_id_descending(admin):
+    publish_at(admin, MIDNIGHT, "evt-a", "evt-c", "evt-b")
+
+    _, listed = get(admin, "/messages", route="/jobs/deploy")
+
+    assert [item["id"] for item in listed["items"]] == ["evt-c", "evt-b", "evt-a"]
