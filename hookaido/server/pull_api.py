@@ -10,9 +10,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import falcon
+import waitress.task
 
 from hookaido.queue.errors import LeaseConflict, QueueError
-from hookaido.server.envelope_json import dequeue_item, dequeue_items
+from hookaido.server.envelope_json import LATEST_TIME, dequeue_item, dequeue_items
 from hookaido.server.jsonbody import (
     PULL_BODY_LIMIT,
     APIError,
@@ -190,6 +191,8 @@ class PullAPI:
             leased = self._lease_waiting(req, route.path, batch, lease_ttl, max_wait)
         except QueueError:
             raise APIError(503, "store_unavailable", "the queue store is unavailable") from None
+        except OverflowError:
+            raise invalid_body("lease_ttl puts the lease deadline out of range") from None
 
         answer_json(resp, {"items": dequeue_items(leased)})
 
@@ -240,6 +243,7 @@ class PullAPI:
         delay = timedelta(0)
         if not dead:
             delay = max(get_duration(document, "delay") or timedelta(0), timedelta(0))
+            _check_deadline(delay, "delay")
 
         scope = self._lease_scope(generation.config, route)
         backend = self.runtime.backend
@@ -296,6 +300,7 @@ class PullAPI:
             raise invalid_body("field 'extend_by' is required, e.g. \"30s\"")
 
         if by > timedelta(0):
+            _check_deadline(by, "extend_by")
             scope = self._lease_scope(generation.config, route)
             try:
                 self.runtime.backend.extend(lease_id, by, route=scope)
@@ -332,8 +337,8 @@ class PullAPI:
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        # Limitation: waitress forbids hop-by-hop headers from the application, so the stream
-        # carries no explicit "Connection: keep-alive"; HTTP/1.1 keeps the connection anyway.
+        if not _served_by_waitress(req.env):
+            resp.set_header("Connection", "keep-alive")  # waitress: see KeepAliveStreams
         resp.stream = self._events(req, route.path, batch, lease_ttl, settings)
 
     def _events(self, req, route: str, batch: int, ttl: timedelta, settings):
@@ -410,13 +415,21 @@ def _effective_batch(requested: int | None, max_batch: int) -> int:
     return max(1, min(batch, max_batch, BATCH_HARD_CAP))
 
 
-def _effective_lease_ttl(requested: timedelta | None, settings) -> timedelta:
+def _effective_lease_ttl(requested: timedelta | None, settings, name: str = "lease_ttl"):
     ttl = (
         settings.default_lease_ttl if requested is None or requested <= timedelta(0) else requested
     )
     if settings.max_lease_ttl is not None and ttl > settings.max_lease_ttl:
         ttl = settings.max_lease_ttl
+    _check_deadline(ttl, name)
     return ttl
+
+
+def _check_deadline(duration: timedelta, name: str) -> None:
+    """Refuse a duration that would put a lease deadline or a retry time beyond the times
+    every backend stores (``LATEST_TIME``)."""
+    if datetime.now(UTC) + duration > LATEST_TIME:
+        raise invalid_body(f"{name} reaches past {LATEST_TIME.year}, the latest time stored")
 
 
 def _lease_ids(document: dict, max_lease_batch: int) -> tuple[list[str], bool]:
@@ -487,7 +500,7 @@ def _query_lease_ttl(text: str | None, settings) -> timedelta:
         ttl = timedelta(0)
     if ttl <= timedelta(0):
         raise invalid_body(f"query 'lease_ttl' must be a positive duration, got {text!r}")
-    return _effective_lease_ttl(ttl, settings)
+    return _effective_lease_ttl(ttl, settings, "query 'lease_ttl'")
 
 
 def _client_gone(req) -> bool:
@@ -504,10 +517,67 @@ def _sse_message(envelope) -> bytes:
 
 # -- the app ---------------------------------------------------------------------------
 
+SSE_MEDIA_TYPE = "text/event-stream"
+# How many closures deep to look for waitress's task behind wrapped start_response callables.
+START_RESPONSE_DEPTH = 4
 
-def make_pull_app(runtime) -> falcon.App:
-    """The Pull API as a falcon app; paths arrive without the configured prefix."""
+
+def _served_by_waitress(environ) -> bool:
+    return "waitress.client_disconnected" in environ
+
+
+class KeepAliveStreams:
+    """Gives an SSE answer served by waitress its ``Connection: keep-alive`` header.
+
+    waitress refuses hop-by-hop headers from an application and marks every streamed
+    (chunked) answer ``Connection: close``. For an event stream the header is added to the
+    answer's own header list once the app has started it, before anything is written.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if not _served_by_waitress(environ) or environ.get("SERVER_PROTOCOL") != "HTTP/1.1":
+            return self.app(environ, start_response)
+
+        def starting(status, headers, exc_info=None):
+            write = start_response(status, headers, exc_info)
+            if any(
+                name.lower() == "content-type" and value.startswith(SSE_MEDIA_TYPE)
+                for name, value in headers
+            ):
+                task = _waitress_task(start_response, START_RESPONSE_DEPTH)
+                if task is not None and not task.wrote_header:
+                    task.response_headers.append(("Connection", "keep-alive"))
+            return write
+
+        return self.app(environ, starting)
+
+
+def _waitress_task(function, depth: int):
+    """The waitress task whose ``start_response`` is ``function`` or is wrapped by it.
+
+    Limitation: this reads waitress internals (the closure of its ``start_response``); when
+    they change, the stream simply goes out without the header.
+    """
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, waitress.task.Task):
+            return value
+        if depth > 0 and callable(value):
+            task = _waitress_task(value, depth - 1)
+            if task is not None:
+                return task
+    return None
+
+
+def make_pull_app(runtime):
+    """The Pull API as a WSGI app; paths arrive without the configured prefix."""
     app = falcon.App()
     app.add_sink(PullAPI(runtime), prefix="/")
     app.add_error_handler(Exception, unexpected_error_handler("pull_api_internal_error"))
-    return app
+    return KeepAliveStreams(app)
