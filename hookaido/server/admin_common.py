@@ -17,6 +17,7 @@ TRUE_WORDS = ("1", "true", "on", "yes")
 FALSE_WORDS = ("0", "false", "off", "no")
 AUDIT_REASON_MAX = 512
 AUDIT_ID_MAX = 256
+DIGITS = re.compile(r"[+-]?[0-9]+")
 FRACTION = re.compile(r"[Tt ]\d\d:\d\d:\d\d\.(\d+)")
 
 
@@ -33,10 +34,9 @@ def query_limit(req) -> int:
     text = query_param(req, "limit")
     if text is None or text == "":
         return DEFAULT_LIMIT
-    try:
-        limit = int(text.strip())
-    except ValueError:
-        raise invalid_query(f"limit must be a positive integer, got {text!r}") from None
+    if not DIGITS.fullmatch(text.strip()):
+        raise invalid_query(f"limit must be a positive integer, got {text!r}")
+    limit = int(text.strip())
     if limit <= 0:
         raise invalid_query(f"limit must be a positive integer, got {text!r}")
     return min(limit, MAX_LIMIT)
@@ -47,16 +47,23 @@ def query_time(req, name: str) -> datetime | None:
     if text is None or text == "":
         return None
     try:
-        return parse_time(text)
+        return parse_api_time(text)
     except ValueError:
         raise invalid_query(f"{name} must be {TIME_FORMAT}, got {text!r}") from None
+
+
+def parse_api_time(text: str) -> datetime:
+    """``parse_time`` for ASCII text only: other Unicode digits (``２０２６``) are refused."""
+    if not isinstance(text, str) or not text.isascii():
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    return parse_time(text)
 
 
 def parse_before(text: str) -> datetime:
     """A ``before`` bound: times are kept to the microsecond, so a bound with a finer, non-zero
     fraction (``…00.000000001Z``) is raised to the next microsecond, keeping "strictly
     earlier" exact. Raises ``ValueError`` like ``parse_time``."""
-    moment = parse_time(text)
+    moment = parse_api_time(text)
     fraction = FRACTION.search(text)
     if fraction is not None and fraction.group(1)[6:].strip("0"):
         moment += timedelta(microseconds=1)

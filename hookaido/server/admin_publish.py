@@ -14,10 +14,11 @@ from hookaido.queue.errors import MessageExists, QueueError, QueueFull
 from hookaido.queue.model import Envelope
 from hookaido.server.admin_common import (
     labeled_routes,
+    parse_api_time,
     read_audit,
     require_policy_headers,
 )
-from hookaido.server.envelope_json import TIME_FORMAT, parse_time, render_time
+from hookaido.server.envelope_json import TIME_FORMAT, render_time
 from hookaido.server.jsonbody import (
     APIError,
     answer_json,
@@ -290,7 +291,7 @@ def _item_time(fields: dict, name: str, code: str, index: int) -> datetime | Non
     if text is None:
         return None
     try:
-        return parse_time(text)
+        return parse_api_time(text)
     except ValueError:
         raise APIError(400, code, f"{name} must be {TIME_FORMAT}", item_index=index) from None
 

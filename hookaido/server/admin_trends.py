@@ -210,6 +210,8 @@ def _query_span(req, name: str, default: timedelta) -> timedelta:
     if text is None or text == "":
         return default
     try:
+        if not text.isascii():
+            raise ValueError(text)
         return parse_api_duration(text)
     except ValueError:
         raise invalid_query(f"{name} must be a duration like 5m, got {text!r}") from None

@@ -105,3 +105,36 @@ def test_messages_with_equal_received_at_are_ordered_by_id_descending(admin):
     _, listed = get(admin, "/messages", route="/jobs/deploy")
 
     assert [item["id"] for item in listed["items"]] == ["evt-c", "evt-b", "evt-a"]
+
+
+# -- hostile input: only ASCII numbers and times ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "\uff11"},  # fullwidth 1
+        {"limit": "1_0"},
+        {"before": "\uff12026-01-01T00:00:00Z"},
+    ],
+)
+def test_query_numbers_and_times_take_ascii_digits_only(admin, query):
+    status, body = get(admin, "/messages", **query)
+
+    assert (status, body["code"]) == (400, "invalid_query")
+
+
+def test_trend_window_takes_ascii_digits_only(admin):
+    status, body = get(admin, "/backlog/trends", window="\uff11h")
+
+    assert (status, body["code"]) == (400, "invalid_query")
+
+
+def test_publish_times_take_ascii_digits_only(admin):
+    item = {"id": "wide-1", "route": "/jobs/deploy", "received_at": "\uff12026-01-01T00:00:00Z"}
+
+    status, body = admin.call(
+        "POST", "/messages/publish", {"items": [item]}, token=TOKEN, headers=AUDIT
+    )
+
+    assert (status, body["code"], body["item_index"]) == (400, "invalid_received_at", 0)
