@@ -96,7 +96,9 @@ def read_object(req: falcon.Request, limit: int, allow_empty: bool = False) -> d
             return None
         raise invalid_body("a JSON object body is required")
 
-    media = (req.content_type or "").split(";", 1)[0].strip().lower()
+    # A body sent without any Content-Type is read as JSON (clients written in a hurry often
+    # leave it out); one that declares another type is refused.
+    media = (req.content_type or "application/json").split(";", 1)[0].strip().lower()
     if media != "application/json":
         raise invalid_body("Content-Type must be application/json")
     try:

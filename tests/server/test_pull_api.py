@@ -666,6 +666,23 @@ def test_content_type_may_carry_a_charset(serve):
     assert status == 200
 
 
+def test_a_body_without_content_type_is_read_as_json(serve):
+    server = serve()
+    server.enqueue()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.putrequest("POST", "/github/dequeue", skip_accept_encoding=True)
+    body = b'{"batch": 1}'
+    connection.putheader("Authorization", "Bearer global-token")
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    response = connection.getresponse()
+    document = json.loads(response.read())
+    connection.close()
+
+    assert response.status == 200
+    assert len(document["items"]) == 1
+
+
 def test_a_body_over_one_mebibyte_is_invalid(serve):
     server = serve()
     padding = "x" * (1024 * 1024)
