@@ -257,7 +257,8 @@ def trend_signals(
     else:
         delta_percent = 100 if latest.total > 0 else 0
     minutes = (latest.captured_at - earliest.captured_at).total_seconds() / 60
-    growth = round((latest.total - earliest.total) / minutes, 1) if minutes > 0 else 0.0
+    per_minute = (latest.total - earliest.total) / minutes if minutes > 0 else 0.0
+    growth = round_half_away(per_minute * 10) / 10
     increases = 0
     for position in range(len(totals) - 1, 0, -1):
         if totals[position] <= totals[position - 1]:

@@ -1,8 +1,12 @@
 """The Admin API checked line by line against spec/admin-api.md, over real loopback HTTP."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from hookaido.config.model import TrendSignals
 from hookaido.observability.metrics import Metrics
+from hookaido.server.admin_trends import TrendRow, trend_signals
 
 from ..server.conftest import open_backend
 from ..server.test_admin_api import (
@@ -138,3 +142,20 @@ def test_publish_times_take_ascii_digits_only(admin):
     )
 
     assert (status, body["code"], body["item_index"]) == (400, "invalid_received_at", 0)
+
+
+# -- §9 trend signals ------------------------------------------------------------------
+
+
+def test_growth_rate_rounds_a_half_tenth_away_from_zero():
+    """'growth_rate_per_minute: (latest − earliest) / minutes between them, rounded to 0.1':
+    one more item over four minutes is 0.25 per minute, shown as 0.3."""
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    samples = [
+        TrendRow(start, queued=0, leased=0, dead=0),
+        TrendRow(start + timedelta(minutes=4), queued=1, leased=0, dead=0),
+    ]
+
+    signals = trend_signals(samples, TrendSignals(), timedelta(minutes=15), samples[-1].captured_at)
+
+    assert signals["growth_rate_per_minute"] == 0.3
