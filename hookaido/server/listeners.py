@@ -5,6 +5,7 @@ everything else to ingress when it shares the socket. ``make_server`` picks plai
 for ``tls { ... }``, the TLS-capable server of ``hookaido.server.tls``.
 """
 
+import json
 import logging
 import threading
 import time
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import waitress.server
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 
 from hookaido.config import values
 from hookaido.errors import HookaidoError
@@ -27,11 +30,31 @@ SERVER_BODY_FLOOR = 256 * 1024 * 1024
 
 
 def server_body_cap(max_body: int) -> int:
-    """The body size the HTTP server itself refuses (plain text), given the largest body
-    the apps accept.
-
-    # Limitation: a body above this cap still gets the HTTP server's plain-text 413."""
+    """The body size the HTTP server itself refuses, given the largest body the apps accept."""
     return max(SERVER_BODY_FLOOR, 4 * max_body)
+
+
+class _JSONErrorTask(ErrorTask):
+    """A request the HTTP server refuses before any app sees it (a malformed request line or
+    Content-Length, a bad chunk, headers or a body over the server's own caps), answered
+    with the same JSON error body as every other refusal."""
+
+    CODES = {413: "payload_too_large", 431: "headers_too_large", 500: "internal_error"}
+
+    def execute(self):
+        error = self.request.error
+        detail = str(error.body or error.reason).strip() or error.reason
+        body = json.dumps({"code": self.CODES.get(error.code, "invalid_request"), "detail": detail})
+        data = (body + "\n").encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(data)
+        self.write(data)
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _JSONErrorTask
 
 
 class ListenError(HookaidoError):
@@ -166,6 +189,7 @@ class Listener:
             )
         except OSError as exc:
             raise ListenError(f"listen {self.listen!r}: {exc.strerror or exc}") from exc
+        self.server.channel_class = _Channel
         self.address = (self.server.effective_host, int(self.server.effective_port))
         self._thread = threading.Thread(
             target=self._serve, name=f"listener {self.listen}", daemon=True

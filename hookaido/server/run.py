@@ -330,7 +330,7 @@ def body_cap(config: Config) -> int:
     """What the HTTP server reads at most: every configured ``max_body`` fits, with slack so
     the apps (not the server) answer an oversized body with their JSON ``413``."""
     # Limitation: a reload that raises a route's max_body above this cap makes the HTTP
-    # server refuse the larger bodies itself, with a plain-text 413, until a restart.
+    # server refuse the larger bodies itself (JSON 413 payload_too_large) until a restart.
     largest = max([config.defaults.max_body, *(route.max_body for route in config.routes)])
     return max(BODY_CAP_FLOOR, 2 * largest)
 

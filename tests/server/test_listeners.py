@@ -1,5 +1,7 @@
 """Listeners: listen-address parsing, the shared-socket prefix router and graceful stop."""
 
+import json
+import socket
 import threading
 import time
 
@@ -111,3 +113,52 @@ def test_a_taken_port_is_a_listen_error_naming_the_address():
             Listener(answering("b"), taken).start()
     finally:
         first.stop(timeout=1)
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(request)
+        answer = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"POST /hooks HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+            400,
+            "invalid_request",
+        ),
+        (
+            b"POST /hooks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+            "invalid_request",
+        ),
+        (b"get /hooks HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request"),
+        (
+            b"POST /hooks HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n",
+            413,
+            "payload_too_large",
+        ),
+    ],
+)
+def test_requests_the_http_server_refuses_get_the_json_error_body(request_bytes, status, code):
+    listener = Listener(answering("ingress"), "127.0.0.1:0", threads=2, max_body=1024)
+    listener.start()
+    try:
+        got_status, headers, body = raw_exchange(listener.address[1], request_bytes)
+    finally:
+        listener.stop(timeout=1.0)
+    assert got_status == status
+    assert headers["Content-Type"] == "application/json"
+    document = json.loads(body)
+    assert document["code"] == code and document["detail"]
