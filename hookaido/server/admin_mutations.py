@@ -89,8 +89,14 @@ def mutate_by_ids(mutation: Mutation, runtime, generation, req, resp) -> None:
     changed = getattr(backend, mutation.apply)([envelope.id for envelope in eligible])
 
     answer_json(resp, {mutation.result_key: changed, "audit": audit.as_json()})
-    routes = ",".join(sorted({envelope.route for envelope in eligible}))
-    _log(mutation, audit, route=routes, changed=changed, matched=len(eligible))
+    log_mutation(
+        mutation.operation,
+        audit,
+        route=",".join(sorted({envelope.route for envelope in eligible})),
+        target=",".join(sorted({envelope.target for envelope in eligible})),
+        changed=changed,
+        matched=len(eligible),
+    )
 
 
 def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None:
@@ -146,8 +152,8 @@ def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None
     if scope is not None:
         body["scope"] = scope.as_json()
     answer_json(resp, body)
-    _log(
-        mutation,
+    log_mutation(
+        mutation.operation,
         audit,
         route=route or "",
         target=target or "",
@@ -180,13 +186,26 @@ def _before(text: str | None):
         raise invalid_body(f"before must be {TIME_FORMAT}, got {text!r}") from None
 
 
-def _log(mutation: Mutation, audit: Audit, **fields) -> None:
+MUTATION_LOG_DEFAULTS = {
+    "route": "",
+    "target": "",
+    "state": "",
+    "limit": 0,
+    "preview_only": False,
+    "matched": 0,
+    "changed": 0,
+}
+
+
+def log_mutation(operation: str, audit: Audit, **fields) -> None:
+    """The ``admin_management_mutation`` event; every documented key is present, the ones an
+    operation has no value for are empty (``""``, ``0``, ``false``)."""
     event(
         "admin_management_mutation",
-        operation=mutation.operation,
+        operation=operation,
+        **{**MUTATION_LOG_DEFAULTS, **fields},
         reason=audit.reason,
         actor=audit.actor,
         request_id=audit.request_id,
         at=render_time(datetime.now(UTC)),
-        **fields,
     )

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hookaido.config import values
-from hookaido.observability.log import event
 from hookaido.queue.errors import MessageExists, QueueError, QueueFull
 from hookaido.queue.model import Envelope
 from hookaido.server.admin_common import (
@@ -18,7 +17,8 @@ from hookaido.server.admin_common import (
     read_audit,
     require_policy_headers,
 )
-from hookaido.server.envelope_json import TIME_FORMAT, render_time
+from hookaido.server.admin_mutations import log_mutation
+from hookaido.server.envelope_json import TIME_FORMAT
 from hookaido.server.jsonbody import (
     APIError,
     answer_json,
@@ -88,16 +88,13 @@ def publish(runtime, generation, req, resp) -> None:
     if runtime.metrics is not None:
         runtime.metrics.publish_accepted.inc(published)
     answer_json(resp, {"published": published, "audit": audit.as_json()})
-    event(
-        "admin_management_mutation",
-        operation="publish_messages",
+    log_mutation(
+        "publish_messages",
+        audit,
         route=",".join(sorted({envelope.route for envelope in envelopes})),
         target=",".join(sorted({envelope.target for envelope in envelopes})),
+        matched=published,
         changed=published,
-        reason=audit.reason,
-        actor=audit.actor,
-        request_id=audit.request_id,
-        at=render_time(datetime.now(UTC)),
     )
 
 

@@ -1,5 +1,6 @@
 """The Admin API checked line by line against spec/admin-api.md, over real loopback HTTP."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -159,3 +160,61 @@ def test_growth_rate_rounds_a_half_tenth_away_from_zero():
     signals = trend_signals(samples, TrendSignals(), timedelta(minutes=15), samples[-1].captured_at)
 
     assert signals["growth_rate_per_minute"] == 0.3
+
+
+# -- observability.md §3: the admin_management_mutation event --------------------------
+
+MUTATION_KEYS = {
+    "operation",
+    "route",
+    "target",
+    "state",
+    "limit",
+    "preview_only",
+    "matched",
+    "changed",
+    "reason",
+    "actor",
+    "request_id",
+    "at",
+}
+
+
+class MutationLog(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.fields = []
+
+    def emit(self, record):
+        if record.getMessage() == "admin_management_mutation":
+            self.fields.append(getattr(record, "fields", {}))
+
+
+@pytest.fixture
+def mutation_log():
+    handler = MutationLog()
+    logger = logging.getLogger("hookaido.runtime")
+    logger.addHandler(handler)
+    yield handler.fields
+    logger.removeHandler(handler)
+
+
+def test_every_mutation_event_carries_every_documented_key(admin, mutation_log):
+    admin.store("dead-1", state="dead")
+    publish_at(admin, MIDNIGHT, "published-1")
+    admin.call("POST", "/dlq/requeue", {"ids": ["dead-1"]}, token=TOKEN, headers=AUDIT)
+    admin.call(
+        "POST",
+        "/messages/cancel_by_filter",
+        {"route": "/jobs/deploy", "preview_only": True},
+        token=TOKEN,
+        headers=AUDIT,
+    )
+
+    operations = [fields["operation"] for fields in mutation_log]
+    assert operations == ["publish_messages", "dlq_requeue", "cancel_by_filter"]
+    for fields in mutation_log:
+        assert MUTATION_KEYS <= set(fields), fields["operation"]
+    publish, requeue, _ = mutation_log
+    assert (publish["route"], publish["target"], publish["changed"]) == ("/jobs/deploy", "pull", 1)
+    assert (requeue["target"], requeue["matched"], requeue["changed"]) == ("pull", 1, 1)
