@@ -28,8 +28,8 @@ _UNIT_NANOS = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
-_GROUP = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DAYS = re.compile(r"\d+d")
+_GROUP = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)", re.ASCII)
+_DAYS = re.compile(r"\d+d", re.ASCII)
 _MAX_NANOS = 2**63 - 1
 DURATION_FORMS = "off, 0, <n>d or unit-suffixed groups such as 500ms, 1.5s, 1h30m"
 API_DURATION_FORMS = "unit-suffixed groups such as 500ms, 30s, 1m30s, or 0"
@@ -101,8 +101,9 @@ def parse_positive_duration(text: str) -> timedelta:
 
 
 def parse_api_duration(text: str) -> timedelta:
-    """An API duration: optional sign, then unit-suffixed groups (no ``d``, no ``off``)."""
-    value = text.strip()
+    """An API duration: optional sign, then unit-suffixed groups of ASCII digits (no ``d``,
+    no ``off``, no surrounding spaces)."""
+    value = text
     sign = 1
     if value[:1] in ("+", "-"):
         sign = -1 if value[0] == "-" else 1

@@ -76,8 +76,8 @@ def test_api_durations_are_signed_unit_groups(text, expected):
     assert parse_api_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["7d", "off", "", "10", "s"])
-def test_api_durations_have_no_days_and_no_off(text):
+@pytest.mark.parametrize("text", ["7d", "off", "", "10", "s", " 5s", "5s ", "\u0665s", "\uff15s"])
+def test_api_durations_have_no_days_no_off_and_only_ascii_digits(text):
     with pytest.raises(ValueError, match="invalid duration"):
         parse_api_duration(text)
 
