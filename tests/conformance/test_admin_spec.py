@@ -24,10 +24,10 @@ from ..server.test_admin_api import (
 TOKEN = "admin-token"
 
 
-@pytest.fixture
-def admin(tmp_path):
-    """An Admin API with a bearer token, a labeled route and metrics, over a memory store."""
-    store = open_backend("memory", tmp_path)
+@pytest.fixture(params=["memory", "sqlite"])
+def admin(request, tmp_path):
+    """An Admin API with a bearer token, a labeled route and metrics, over each store."""
+    store = open_backend(request.param, tmp_path)
     config = admin_config(GITHUB, JOBS, OUTBOUND, FANOUT, MANAGED, tokens=(ADMIN,))
     server = AdminServer(config, store, Metrics())
     yield server
