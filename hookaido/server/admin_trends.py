@@ -210,7 +210,8 @@ def _query_span(req, name: str, default: timedelta) -> timedelta:
     if text is None or text == "":
         return default
     try:
-        if not text.isascii():
+        # only ASCII digits; the micro sign of "µs" is the one non-ASCII character allowed
+        if not text.replace("\u00b5", "").replace("\u03bc", "").isascii():
             raise ValueError(text)
         return parse_api_duration(text)
     except ValueError:

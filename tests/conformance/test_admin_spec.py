@@ -218,3 +218,10 @@ def test_every_mutation_event_carries_every_documented_key(admin, mutation_log):
     publish, requeue, _ = mutation_log
     assert (publish["route"], publish["target"], publish["changed"]) == ("/jobs/deploy", "pull", 1)
     assert (requeue["target"], requeue["matched"], requeue["changed"]) == ("pull", 1, 1)
+
+
+def test_trend_durations_accept_the_micro_sign_unit(admin):
+    """spec/README.md: API durations take the units ns, us/µs, ms, s, m, h."""
+    status, body = get(admin, "/backlog/trends", window="3600000000\u00b5s", step="5m")
+
+    assert (status, body["code"]) == (503, "backlog_unavailable")  # valid; no recorder here
