@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import waitress.server
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, WSGITask
 
 from hookaido.config import values
 from hookaido.errors import HookaidoError
@@ -53,7 +53,32 @@ class _JSONErrorTask(ErrorTask):
         self.write(data)
 
 
+class _Task(WSGITask):
+    """waitress's task, except that an HTTP/1.1 answer without a body (204, 304) keeps the
+    connection open: waitress closes every answer that has no Content-Length, so a worker
+    acking leases one at a time had to reconnect after each ``204``."""
+
+    _bodyless_keep_alive = False
+
+    def build_response_header(self):
+        self._bodyless_keep_alive = (
+            not self.has_body
+            and self.version == "1.1"
+            and not self.close_on_finish
+            and self.request.headers.get("CONNECTION", "").lower() != "close"
+        )
+        try:
+            return super().build_response_header()
+        finally:
+            self._bodyless_keep_alive = False
+
+    def set_close_on_finish(self) -> None:
+        if not self._bodyless_keep_alive:
+            super().set_close_on_finish()
+
+
 class _Channel(HTTPChannel):
+    task_class = _Task
     error_task_class = _JSONErrorTask
 
 

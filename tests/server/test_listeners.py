@@ -1,5 +1,6 @@
 """Listeners: listen-address parsing, the shared-socket prefix router and graceful stop."""
 
+import http.client
 import json
 import socket
 import threading
@@ -162,3 +163,28 @@ def test_requests_the_http_server_refuses_get_the_json_error_body(request_bytes,
     assert headers["Content-Type"] == "application/json"
     document = json.loads(body)
     assert document["code"] == code and document["detail"]
+
+
+def test_an_answer_without_a_body_keeps_the_connection_open():
+    def no_content(environ, start_response):
+        start_response("204 No Content", [])
+        return [b""]
+
+    listener = Listener(no_content, "127.0.0.1:0", threads=2)
+    listener.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", listener.address[1], timeout=5)
+        statuses = []
+        for _ in range(3):
+            connection.request("POST", "/ack", body=b"{}")
+            response = connection.getresponse()
+            response.read()
+            statuses.append((response.status, response.getheader("Connection")))
+        first_socket = connection.sock
+        connection.request("POST", "/ack", body=b"{}")
+        connection.getresponse().read()
+        assert connection.sock is first_socket  # never reconnected
+        connection.close()
+    finally:
+        listener.stop(timeout=1.0)
+    assert statuses == [(204, None)] * 3
