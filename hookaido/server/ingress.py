@@ -87,8 +87,6 @@ def canonical_header_name(name: str) -> str:
 
 def stored_headers(headers: dict[str, str]) -> dict[str, str]:
     """Request headers as stored on the envelope: canonical names, credentials left out."""
-    # Limitation: waitress joins repeated request headers with ", " before the app sees
-    # them, so a repeated header is stored with ", " between its values instead of ",".
     stored: dict[str, str] = {}
     for name, value in headers.items():
         if name.lower() in UNSTORED_HEADERS:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import waitress.server
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
+from waitress.parser import HEADER_FIELD_RE, HTTPRequestParser, get_header_lines
 from waitress.task import ErrorTask, WSGITask
 
 from hookaido.config import values
@@ -77,7 +78,35 @@ class _Task(WSGITask):
             super().set_close_on_finish()
 
 
+class _Parser(HTTPRequestParser):
+    """waitress's request parser, except that the values of a repeated header are joined
+    with ``,`` (no space), as Hookaido stores and matches them; waitress joins with ``, ``."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        # One line per header plus the request line and the blank line: more lines than
+        # names means a name came twice (or waitress took one out, such as Transfer-Encoding).
+        if header_plus.count(b"\n") <= len(self.headers) + 2:
+            return
+        for key, parts in _repeated_headers(header_plus).items():
+            if key in self.headers:
+                self.headers[key] = ",".join(parts)
+
+
+def _repeated_headers(header_plus: bytes) -> dict[str, list[str]]:
+    """The values of each header name given more than once, keyed as waitress keys them."""
+    seen: dict[str, list[str]] = {}
+    for line in get_header_lines(header_plus.split(b"\r\n", 1)[1]):
+        field = HEADER_FIELD_RE.match(line)
+        if field is None or b"_" in field.group("name"):
+            continue
+        key = field.group("name").upper().replace(b"-", b"_").decode("latin-1")
+        seen.setdefault(key, []).append(field.group("value").strip(b" \t").decode("latin-1"))
+    return {key: values for key, values in seen.items() if len(values) > 1}
+
+
 class _Channel(HTTPChannel):
+    parser_class = _Parser
     task_class = _Task
     error_task_class = _JSONErrorTask
 

@@ -188,3 +188,27 @@ def test_an_answer_without_a_body_keeps_the_connection_open():
     finally:
         listener.stop(timeout=1.0)
     assert statuses == [(204, None)] * 3
+
+
+def test_a_repeated_header_reaches_the_app_joined_with_a_bare_comma():
+    def echo(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ.get("HTTP_X_TAG", "-").encode("latin-1")]
+
+    listener = Listener(echo, "127.0.0.1:0", threads=2)
+    listener.start()
+    try:
+        status, _, body = raw_exchange(
+            listener.address[1],
+            b"GET /h HTTP/1.1\r\nHost: x\r\nX-Tag: a\r\nx-tag:  b \r\nX-Tag: c d\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+        _, _, single = raw_exchange(
+            listener.address[1],
+            b"GET /h HTTP/1.1\r\nHost: x\r\nX-Tag: a, b\r\nConnection: close\r\n\r\n",
+        )
+    finally:
+        listener.stop(timeout=1.0)
+    assert status == 200
+    assert body == b"a,b,c d"
+    assert single == b"a, b"  # one header's own value is left as sent
