@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.ssl.pyopenssl import pyOpenSSLAdapter
 from cryptography import exceptions, x509
@@ -266,7 +267,47 @@ class _Gateway(wsgi.Gateway_10):
         return environ
 
 
+class _HeaderReader(cheroot_server.HeaderReader):
+    """Request headers with every repeated name joined by ``,`` (no space), as ingress.md §6
+    stores them; cheroot kept only the last value of most repeated headers."""
+
+    def __call__(self, rfile, hdict=None):
+        headers = {} if hdict is None else hdict
+        name = None
+        while True:
+            line = rfile.readline()
+            if not line:
+                raise ValueError("Illegal end of headers.")
+            if line == b"\r\n":
+                return headers
+            if not line.endswith(b"\r\n"):
+                raise ValueError("HTTP requires CRLF terminators")
+            if line[:1] in (b" ", b"\t"):
+                if name is None:
+                    raise ValueError("Illegal header line.")
+                headers[name] += b" " + line.strip()  # obsolete folding: one space
+                continue
+            raw_name, colon, value = line.partition(b":")
+            if not colon:
+                raise ValueError("Illegal header line.")
+            name = self._transform_key(raw_name)
+            if not self._allow_header(name):
+                name = None
+                continue
+            value = value.strip()
+            headers[name] = headers[name] + b"," + value if name in headers else value
+
+
+class _Request(cheroot_server.HTTPRequest):
+    header_reader = _HeaderReader()
+
+
+class _Connection(cheroot_server.HTTPConnection):
+    RequestHandlerClass = _Request
+
+
 class _Server(wsgi.Server):
+    ConnectionClass = _Connection
     listener_name = "tls"
     client_certificates_verified = False
 

@@ -2,6 +2,7 @@
 responses reach a slow reader intact."""
 
 import hashlib
+import http.client
 import socket
 import ssl
 import time
@@ -121,3 +122,25 @@ def test_a_body_over_the_listener_limit_is_refused_before_it_is_read(certs, free
 
     assert head.startswith(b"HTTP/1.1 413")
     assert calls == []
+
+
+def test_repeated_headers_reach_the_app_joined_with_a_bare_comma(tls_listener, certs):
+    def echo(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{environ.get('HTTP_X_TAG')}|{environ.get('HTTP_ACCEPT')}".encode("latin-1")]
+
+    server = tls_listener("none", app=echo)
+    context = ssl.create_default_context()
+    certs.ca.configure_trust(context)
+    connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=5)
+    try:
+        connection.putrequest("GET", "/", skip_accept_encoding=True)
+        for name, value in (("X-Tag", "a"), ("x-tag", " b "), ("Accept", "x/y"), ("Accept", "z/w")):
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 200
+    assert body == b"a,b|x/y,z/w"
