@@ -37,6 +37,9 @@ UNFORWARDED_HEADERS = frozenset(
 )
 
 
+_RETRY_AFTER_CEILING = 86400
+
+
 class _AttemptTimeout(Exception):
     """The whole attempt took longer than the target's timeout."""
 
@@ -46,12 +49,16 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
-        seconds = int(text)
-        return timedelta(seconds=seconds) if seconds > 0 else None
+    if text.isascii() and text.isdigit():
+        # Any hint is capped at 1 hour later, so a day stands in for absurdly long values.
+        digits = text.lstrip("0")
+        if not digits:
+            return None
+        seconds = int(digits) if len(digits) <= 6 else _RETRY_AFTER_CEILING
+        return timedelta(seconds=min(seconds, _RETRY_AFTER_CEILING))
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
