@@ -77,6 +77,22 @@ class _Task(WSGITask):
         if not self._bodyless_keep_alive:
             super().set_close_on_finish()
 
+    def write(self, data: bytes) -> None:
+        # waitress sends the head and the body with two send() calls, and on loopback each
+        # wakes the client up once more; an answer handed over whole (every falcon answer
+        # with a Content-Length) goes out in one.
+        if not self.complete or self.wrote_header or not data or not self.has_body:
+            super().write(data)
+            return
+        head = self.build_response_header()
+        self.wrote_header = True
+        if self.chunked_response or self.content_length != len(data):
+            self.channel.write_soon(head)
+            super().write(data)
+            return
+        self.content_bytes_written += len(data)
+        self.channel.write_soon(head + data)
+
 
 class _Parser(HTTPRequestParser):
     """waitress's request parser, except that the values of a repeated header are joined

@@ -212,3 +212,43 @@ def test_a_repeated_header_reaches_the_app_joined_with_a_bare_comma():
     assert status == 200
     assert body == b"a,b,c d"
     assert single == b"a, b"  # one header's own value is left as sent
+
+
+def test_an_answer_handed_over_whole_leaves_in_one_write_and_others_still_arrive(monkeypatch):
+    from hookaido.server import listeners
+
+    writes: list[bytes] = []
+    original = listeners._Channel.write_soon
+
+    def recording_write_soon(self, data):
+        writes.append(bytes(data))
+        return original(self, data)
+
+    monkeypatch.setattr(listeners._Channel, "write_soon", recording_write_soon)
+    body = json.dumps({"items": ["x" * 100] * 300}).encode()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/whole":
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
+        start_response("200 OK", [])  # no length: waitress streams it chunked
+        return [body[:10], body[10:]]
+
+    listener = Listener(app, "127.0.0.1:0", threads=2)
+    listener.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", listener.address[1], timeout=5)
+        connection.request("GET", "/whole")
+        whole = connection.getresponse().read()
+        whole_writes, writes[:] = list(writes), []
+        connection.request("GET", "/streamed")
+        streamed = connection.getresponse().read()
+        connection.request("HEAD", "/whole")
+        head = connection.getresponse()
+        assert head.read() == b"" and head.getheader("Content-Length") == str(len(body))
+        connection.close()
+    finally:
+        listener.stop(timeout=1.0)
+    assert whole == body and streamed == body
+    assert len(whole_writes) == 1
+    assert whole_writes[0].startswith(b"HTTP/1.1 200 OK") and whole_writes[0].endswith(body)
