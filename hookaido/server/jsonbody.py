@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import falcon
+import orjson
 
 from hookaido.config import values
 from hookaido.config.values import parse_api_duration, render_duration
@@ -73,7 +74,12 @@ def unexpected_error_handler(event_name: str):
 def answer_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
     resp.status = status
     resp.content_type = "application/json"
-    resp.text = json.dumps(body)
+    try:
+        # A dequeue answer of 100 messages is the hottest answer there is; orjson writes it
+        # several times faster than the standard encoder, as compact UTF-8 JSON.
+        resp.data = orjson.dumps(body)
+    except (orjson.JSONEncodeError, TypeError):
+        resp.text = json.dumps(body)
 
 
 def _reject_constant(name: str):
