@@ -1,6 +1,8 @@
 """``config fmt``: print a syntax tree in canonical form (order, indentation, quoting),
 keeping comments and unresolved placeholders. Idempotent; adds no defaults."""
 
+from dataclasses import replace
+
 from hookaido.config import directives as d
 from hookaido.config.ast import Directive, Document, Value
 
@@ -69,10 +71,25 @@ def canonical_children(parent: Directive, within: str | None = None) -> list[Dir
     of the directive whose block holds ``parent``."""
     block = parent.block or []
     if parent.name == "route":
-        return _ordered(block, d.ROUTE_ORDER, route_key)
+        return _ordered([_hmac_with_options_as_block(c) for c in block], d.ROUTE_ORDER, route_key)
     if parent.name == "deliver" and within == "route":
         return _ordered(block, d.DELIVER_ORDER, deliver_key)
     return list(block)
+
+
+def _hmac_with_options_as_block(directive: Directive) -> Directive:
+    """``auth hmac <ref> { opts }`` and ``auth hmac secret_ref <ID> { opts }`` written as the
+    block form, the secret first: once options are given, the block is the canonical form."""
+    args = directive.args
+    if directive.name != "auth" or directive.block is None or len(args) < 2:
+        return directive
+    if args[0].text != "hmac" or args[0].quoted:
+        return directive
+    if args[1].text == "secret_ref" and not args[1].quoted:
+        secret = Directive("secret_ref", args[2:], None, args[1].location)
+    else:
+        secret = Directive("secret", args[1:], None, args[1].location)
+    return replace(directive, args=args[:1], block=[secret, *directive.block])
 
 
 class _Writer:

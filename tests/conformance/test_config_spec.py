@@ -1,0 +1,72 @@
+"""Conformance checks of the Hookaidofile language, driven through the real command line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def hookaido(tmp_path, text, *argv, env=None):
+    """Write ``text`` as the Hookaidofile and run ``hookaido <argv> --config <file>``."""
+    path = tmp_path / "Hookaidofile"
+    path.write_text(text, encoding="utf-8")
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "hookaido", *argv, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environ,
+        timeout=60,
+    )
+
+
+def validate(tmp_path, text, env=None):
+    """The exit code and the JSON report of ``config validate``."""
+    done = hookaido(tmp_path, text, "config", "validate", env=env)
+    return done.returncode, json.loads(done.stdout or done.stderr)
+
+
+def fmt(tmp_path, text):
+    done = hookaido(tmp_path, text, "config", "fmt")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+# --------------------------------------------------------------------------------------
+# config fmt
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "written, secret",
+    [
+        ("auth hmac env:IN { tolerance 1m }", "secret env:IN"),
+        ('auth hmac secret_ref "v1" { tolerance 1m }', 'secret_ref "v1"'),
+    ],
+)
+def test_fmt_writes_auth_hmac_with_options_as_the_block_form(tmp_path, written, secret):
+    text = f"/a {{\n  {written}\n  pull {{ path /a }}\n}}\n"
+
+    out = fmt(tmp_path, text)
+
+    assert out == (
+        "/a {\n"
+        "  auth hmac {\n"
+        f"    {secret}\n"
+        "    tolerance 1m\n"
+        "  }\n"
+        "  pull {\n"
+        "    path /a\n"
+        "  }\n"
+        "}\n"
+    )
+    assert fmt(tmp_path, out) == out
+
+
+def test_fmt_keeps_the_auth_hmac_shorthand_without_options(tmp_path):
+    text = "/a {\n  auth hmac env:IN\n  pull {\n    path /a\n  }\n}\n"
+
+    assert fmt(tmp_path, text) == text
