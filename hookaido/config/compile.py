@@ -14,6 +14,7 @@ from hookaido.config.compile_globals import (
     compile_queue_limits,
     compile_retention,
     compile_secrets,
+    declared_secret_ids,
 )
 from hookaido.config.compile_listeners import Listener, check_listeners
 from hookaido.config.compile_observability import compile_observability
@@ -66,7 +67,7 @@ def compile_document(doc: Document, registry=None) -> Config:
     ctx = RouteContext(
         defaults=defaults,
         matchers=_matchers(matcher_directives, problems),
-        secret_ids={version.id for version in secrets},
+        secret_ids=declared_secret_ids(blocks.get("secrets")),
         registry=registry,
     )
     compiled = [compile_route(directive, problems, ctx) for directive in route_directives]

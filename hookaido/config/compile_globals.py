@@ -417,6 +417,18 @@ def compile_secrets(directive: Directive | None, problems: Problems) -> tuple[Se
     return tuple(versions)
 
 
+def declared_secret_ids(directive: Directive | None) -> set[str]:
+    """Every ID the ``secrets`` block declares, also those whose version has a mistake: a
+    ``secret_ref`` to them is then not "undeclared", the mistake is reported at the secret."""
+    if directive is None:
+        return set()
+    return {
+        entry.args[0].text
+        for entry in directive.block or []
+        if entry.name == "secret" and len(entry.args) == 1 and entry.args[0].text.strip()
+    }
+
+
 def _compile_secret(entry: Directive, problems: Problems, where: str, secret_id: str):
     block = Block(
         entry.block,

@@ -14,7 +14,7 @@ def hookaido(tmp_path, text, *argv, env=None):
     path.write_text(text, encoding="utf-8")
     environ = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "hookaido", *argv, "--config", str(path)],
+        [sys.executable, "-m", "hookaido", *argv, "--config", path.name],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -70,3 +70,21 @@ def test_fmt_keeps_the_auth_hmac_shorthand_without_options(tmp_path):
     text = "/a {\n  auth hmac env:IN\n  pull {\n    path /a\n  }\n}\n"
 
     assert fmt(tmp_path, text) == text
+
+
+# --------------------------------------------------------------------------------------
+# config validate
+# --------------------------------------------------------------------------------------
+
+
+def test_a_secret_with_a_mistake_is_reported_once_at_the_secret_not_as_undeclared(tmp_path):
+    text = (
+        'secrets { secret "v1" { value raw:in } }\n'
+        "/a { auth hmac secret_ref v1\n"
+        '  deliver "https://x.example" { sign hmac secret_ref v1 } }\n'
+    )
+
+    code, report = validate(tmp_path, text)
+
+    assert code == 1
+    assert report["errors"] == ['Hookaidofile:1:11: secrets.secret "v1": valid_from is required']
