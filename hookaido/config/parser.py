@@ -324,6 +324,7 @@ class _Builder:
         pending: list[str] = []
         last: Directive | None = None
         last_line = 0
+        statements = 0
         while (node := cursor.peek()) is not None:
             if _is_comment(node):
                 cursor.take()
@@ -333,11 +334,15 @@ class _Builder:
                     pending.append(_comment(node))
                 continue
             parsed, end_line, leftover = self.top_item(cursor, seen_blocks, seen_matchers)
+            statements += 1
+            if not parsed:  # an empty channel wrapper: its comments go to what follows
+                pending += leftover
+                continue
             parsed[0].comments = pending + parsed[0].comments
             pending = leftover
             items.extend(parsed)
             last, last_line = parsed[-1], end_line
-        if not items:
+        if not statements:
             raise ConfigError(
                 "empty config: expected at least one block or route", Location(self.file, 1, 1)
             )
@@ -459,8 +464,6 @@ class _Builder:
             pending = []
             routes.append(route)
             last_line = self._end_line(inner)
-        if not routes:
-            raise self.fail(f"{channel} block has no routes; expected a route path (/...)", keyword)
         return routes, wrapper.children[-1].line, pending
 
     def route(self, path: Token, cursor, channel: str | None) -> Directive:

@@ -88,3 +88,17 @@ def test_a_secret_with_a_mistake_is_reported_once_at_the_secret_not_as_undeclare
 
     assert code == 1
     assert report["errors"] == ['Hookaidofile:1:11: secrets.secret "v1": valid_from is required']
+
+
+def test_an_empty_channel_wrapper_is_valid_beside_other_routes(tmp_path):
+    text = 'internal {\n  # none yet\n}\n/a { deliver "https://x.example" {} }\n'
+
+    code, report = validate(tmp_path, text)
+
+    assert code == 0 and report["ok"] is True
+
+
+def test_a_file_whose_only_wrapper_is_empty_has_no_routes(tmp_path):
+    code, report = validate(tmp_path, "outbound { }\n")
+
+    assert (code, report["errors"]) == (1, ["no routes defined"])
