@@ -98,6 +98,9 @@ class HTTPDeliverer:
 
             try:
                 status, response_headers = self._send(destination, method, body, headers, deadline)
+            except NewConnectionError as exc:
+                # urllib3 files a refused connection under its timeouts; report what happened.
+                return Outcome("retry", error=error_text(str(exc)))
             except (_AttemptTimeout, urllib3.exceptions.TimeoutError):
                 return Outcome("retry", error=f"timeout after {self.timeout:g}s")
             except (HTTPError, OSError) as exc:
