@@ -196,6 +196,21 @@ SQLITE_ERRORS = {
 }
 
 
+# The operations each built-in backend reports; their series are shown from the start, at 0.
+STORE_OPERATIONS = {
+    "sqlite": {
+        "seconds": tuple(SQLITE_SECONDS),
+        "counts": tuple(SQLITE_COUNTS),
+        "errors": tuple(SQLITE_ERRORS),
+    },
+    "memory": {
+        "seconds": (),
+        "counts": ("enqueue_reject", "evict"),
+        "errors": (("enqueue", "memory_pressure"),),
+    },
+}
+
+
 class StoreMetrics:
     """A ``StoreObserver`` that records one backend's reports into a ``Metrics`` registry."""
 
@@ -207,8 +222,20 @@ class StoreMetrics:
         self._own_seconds: dict = {}
         self._own_counts: dict = {}
         self._own_errors: dict = {}
+        self._declare_known_operations()
         if backend == "sqlite":
             self._declare_sqlite(metrics.registry)
+
+    def _declare_known_operations(self) -> None:
+        known = STORE_OPERATIONS.get(self.backend)
+        if known is None:
+            return  # a third-party backend's operations appear as it reports them
+        for operation in known["seconds"]:
+            self._seconds.labels(self.backend, operation)
+        for operation in known["counts"]:
+            self._total.labels(self.backend, operation)
+        for operation, kind in known["errors"]:
+            self._errors.labels(self.backend, operation, kind)
 
     def _declare_sqlite(self, registry) -> None:
         for operation, (name, doc) in SQLITE_SECONDS.items():

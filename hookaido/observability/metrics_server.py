@@ -26,6 +26,7 @@ MEMORY_EVICTION_REASONS = (
     "dead_retention_depth",
 )
 STATS_MAX_AGE = 1.0
+TEXT_FORMAT = "text/plain; version=0.0.4"
 
 
 class CachedStats:
@@ -150,6 +151,9 @@ def make_metrics_app(metrics, prefix: str = "/metrics"):
         requested = environ.get("PATH_INFO", "") or "/"
         if requested != path and requested.rstrip("/") != path:
             return _not_found(start_response, b"not found\n")
+        # Always the Prometheus text format: prometheus-client would answer an OpenMetrics
+        # Accept header in OpenMetrics, whose counter families drop the ``_total`` suffix.
+        environ = {**environ, "HTTP_ACCEPT": TEXT_FORMAT}
         # prometheus-client answers GET and OPTIONS, and 405 to every other method.
         return exposition(environ, start_response)
 

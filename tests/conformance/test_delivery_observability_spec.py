@@ -6,7 +6,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..delivery.conftest import Receiver
+from ..delivery.conftest import Receiver, Reply
 
 OPEN_EGRESS = """
 defaults {
@@ -96,3 +96,125 @@ def test_a_refused_connection_is_retried_and_recorded_as_refused_not_as_a_timeou
         assert "timeout" not in attempt["error"].lower()
     assert "refused" in retry[0]["error"].lower()
     assert dead[0]["reason"] == "max_retries"
+
+
+# --------------------------------------------------------------------------------------
+# Metrics listener (observability.md §5)
+# --------------------------------------------------------------------------------------
+
+
+def test_metrics_are_the_prometheus_text_format_even_when_openmetrics_is_asked_for(
+    hookaido_process, free_ports, http, receiver
+):
+    ingress, admin, metrics = free_ports(3)
+    run = hookaido_process(
+        push_config(ingress, admin, metrics, f'/hook {{ deliver "{receiver.url()}" {{ }} }}')
+    )
+    run.start()
+    openmetrics = "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5"
+
+    reply = http("GET", f"http://127.0.0.1:{metrics}/metrics", headers={"Accept": openmetrics})
+    text = reply.body.decode()
+
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "# TYPE hookaido_delivery_attempts_total counter" in text
+    assert "# HELP hookaido_delivery_attempts_total " in text
+    assert "# EOF" not in text
+
+
+def test_sqlite_store_series_are_shown_at_zero_before_anything_happens(
+    hookaido_process, free_ports, http, receiver
+):
+    ingress, admin, metrics = free_ports(3)
+    run = hookaido_process(
+        push_config(ingress, admin, metrics, f'/hook {{ deliver "{receiver.url()}" {{ }} }}')
+    )
+    run.start()
+
+    values = samples(http("GET", f"http://127.0.0.1:{metrics}/metrics").body.decode())
+
+    operation = "hookaido_store_operation_total"
+    for name in ("tx_rollback", "checkpoint", "retry"):
+        assert values[(operation, (("backend", "sqlite"), ("operation", name)))] == 0
+    assert ((operation, (("backend", "sqlite"), ("operation", "tx_commit")))) in values
+    errors = "hookaido_store_errors_total"
+    busy = (("backend", "sqlite"), ("kind", "busy"), ("operation", "begin_tx"))
+    failed = (("backend", "sqlite"), ("kind", "error"), ("operation", "checkpoint"))
+    assert values[(errors, busy)] == 0
+    assert values[(errors, failed)] == 0
+    checkpoint = (("backend", "sqlite"), ("operation", "checkpoint"))
+    assert values[("hookaido_store_operation_seconds_count", checkpoint)] == 0
+    assert not any(name.startswith("hookaido_store_memory") for name, _ in values)
+
+
+def test_memory_store_series_are_shown_at_zero_and_sqlite_ones_are_absent(
+    hookaido_process, free_ports, http, receiver
+):
+    ingress, admin, metrics = free_ports(3)
+    run = hookaido_process(
+        push_config(
+            ingress,
+            admin,
+            metrics,
+            f'/hook {{ queue memory\n deliver "{receiver.url()}" {{ }} }}',
+        )
+    )
+    run.start()
+
+    values = samples(http("GET", f"http://127.0.0.1:{metrics}/metrics").body.decode())
+
+    operation = "hookaido_store_operation_total"
+    for name in ("enqueue_reject", "evict"):
+        assert values[(operation, (("backend", "memory"), ("operation", name)))] == 0
+    pressure = (("backend", "memory"), ("kind", "memory_pressure"), ("operation", "enqueue"))
+    assert values[("hookaido_store_errors_total", pressure)] == 0
+    assert not any(name.startswith("hookaido_store_sqlite") for name, _ in values)
+    assert not any(dict(labels).get("backend") == "sqlite" for _, labels in values)
+
+
+def test_delivery_outcomes_show_in_metrics_health_and_the_runtime_log_alike(
+    hookaido_process, free_ports, http, receiver
+):
+    receiver.replies_for["/gone"] = [Reply(404)]
+    receiver.replies_for["/busy"] = [Reply(503, {"Retry-After": "1"})]
+    ingress, admin, metrics = free_ports(3)
+    run = hookaido_process(
+        push_config(
+            ingress,
+            admin,
+            metrics,
+            f"""
+            /gone {{ deliver "{receiver.url("/gone")}" {{ }} }}
+            /busy {{
+              deliver "{receiver.url("/busy")}" {{
+                retry exponential max 3 base 50ms cap 50ms jitter 0
+              }}
+            }}
+            """,
+        )
+    )
+    run.start()
+
+    http("POST", f"http://127.0.0.1:{ingress}/gone", body=b"{}")
+    http("POST", f"http://127.0.0.1:{ingress}/busy", body=b"{}")
+    run.wait_for_event("delivery_ok")
+    run.wait_for_event("delivery_dead")
+    values = samples(http("GET", f"http://127.0.0.1:{metrics}/metrics").body.decode())
+    health = http("GET", f"http://127.0.0.1:{admin}/healthz?details=1").json()
+    delivery = health["diagnostics"]["delivery"]
+    retry = run.events("delivery_retry")[0]
+    dead = run.events("delivery_dead")[0]
+
+    assert values[("hookaido_delivery_attempts_total", ())] == 3 == delivery["attempt_total"]
+    assert values[("hookaido_delivery_acked_total", ())] == 1 == delivery["acked_total"]
+    assert values[("hookaido_delivery_retry_total", ())] == 1 == delivery["retry_total"]
+    assert values[("hookaido_delivery_dead_total", ())] == 1 == delivery["dead_total"]
+    by_reason = "hookaido_delivery_dead_by_reason_total"
+    assert values[(by_reason, (("reason", "no_retry"),))] == 1
+    assert delivery["dead_by_reason"]["no_retry"] == 1
+    assert (retry["level"], retry["route"], retry["status"]) == ("INFO", "/busy", 503)
+    assert (retry["delay"], retry["retry_after"]) == ("1s", "1s")
+    assert (dead["level"], dead["reason"], dead["status"]) == ("WARN", "no_retry", 404)
+    for line in (retry, dead):
+        assert line["event_id"].startswith("evt_") and line["attempt"] == 1
