@@ -136,8 +136,20 @@ def compile_config(path: str) -> tuple[Config, str]:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        raise StartupError("compile_config_failed", ["config invalid:", *exc.problems]) from exc
+        failure = "parse_config_failed" if _unparsable(path) else "compile_config_failed"
+        raise StartupError(failure, ["config invalid:", *exc.problems]) from exc
     return config, hashlib.sha256(data).hexdigest()
+
+
+def _unparsable(path: str) -> bool:
+    """Whether the file fails already as syntax, before any directive is compiled."""
+    from hookaido.config.parser import parse_file
+
+    try:
+        parse_file(path, registry=plugin_registry())
+    except ConfigError:
+        return True
+    return False
 
 
 def load_secrets(config: Config) -> dict:
@@ -146,7 +158,7 @@ def load_secrets(config: Config) -> dict:
     try:
         return load_all(config)
     except ConfigError as exc:
-        raise StartupError("load_secrets_failed", [*exc.problems]) from exc
+        raise StartupError("load_auth_failed", [*exc.problems]) from exc
 
 
 def open_backend(config: Config, db_path: str, registry, observer=None):

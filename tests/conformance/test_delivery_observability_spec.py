@@ -1,6 +1,7 @@
 """Push delivery and observability as a user meets them: ``hookaido run`` in a subprocess, a
 recording receiver on loopback, the metrics listener, the Admin API and the runtime log."""
 
+import json
 import time
 
 import pytest
@@ -218,3 +219,78 @@ def test_delivery_outcomes_show_in_metrics_health_and_the_runtime_log_alike(
     assert (dead["level"], dead["reason"], dead["status"]) == ("WARN", "no_retry", 404)
     for line in (retry, dead):
         assert line["event_id"].startswith("evt_") and line["attempt"] == 1
+
+
+# --------------------------------------------------------------------------------------
+# Runtime log: start-up aborts (observability.md §3)
+# --------------------------------------------------------------------------------------
+
+PULL_LISTENERS = """
+ingress {{ listen 127.0.0.1:{0} }}
+admin_api {{ listen 127.0.0.1:{1} }}
+pull_api {{
+  listen 127.0.0.1:{2}
+  auth token raw:worker
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("tail", "failure"),
+    [
+        ("/hook {\n  pull { path /pull/hook }\n", "parse_config_failed"),
+        ("/hook {\n  pull { path /pull/hook }\n  max_body lots\n}\n", "compile_config_failed"),
+        (
+            "/hook {\n  auth hmac env:HOOKAIDO_TEST_UNSET_SECRET\n  pull { path /pull/hook }\n}\n",
+            "load_auth_failed",
+        ),
+    ],
+)
+def test_a_start_up_abort_logs_the_failing_stage_and_exits_1(
+    hookaido_process, free_ports, tail, failure
+):
+    config = PULL_LISTENERS.format(*free_ports(3)) + tail
+    run = hookaido_process(config, env={"HOOKAIDO_TEST_UNSET_SECRET": None})
+
+    run.start(wait=False)
+    code = run.wait_exit()
+    errors = [event for event in run.events() if event.get("level") == "ERROR"]
+
+    assert code == 1
+    assert [event["msg"] for event in errors] == [failure]
+
+
+def test_an_unreadable_config_file_is_a_read_failure(hookaido_process):
+    run = hookaido_process("")
+    run.config_path.unlink()
+
+    run.start(wait=False)
+    code = run.wait_exit()
+
+    assert code == 1
+    assert [event["msg"] for event in run.events()] == ["read_config_failed"]
+
+
+def test_runtime_log_lines_are_json_with_time_level_and_msg_first(
+    hookaido_process, free_ports, http, receiver
+):
+    ingress, admin, metrics = free_ports(3)
+    run = hookaido_process(
+        push_config(ingress, admin, metrics, f'/hook {{ deliver "{receiver.url()}" {{ }} }}')
+    )
+    run.start()
+
+    http("POST", f"http://127.0.0.1:{ingress}/hook", body=b"{}")
+    run.wait_for_event("delivery_ok")
+    lines = [json.loads(line) for line in run.output().splitlines() if line.startswith("{")]
+
+    assert lines
+    for line in lines:
+        assert list(line)[:3] == ["time", "level", "msg"]
+        assert line["level"] in ("DEBUG", "INFO", "WARN", "ERROR")
+        assert line["time"].endswith("Z") and "." in line["time"]
+    access = [line for line in lines if line["msg"] == "http_request"]
+    assert access[0]["component"] == "ingress"
+    assert (access[0]["method"], access[0]["path"], access[0]["status"]) == ("POST", "/hook", 202)
+    assert isinstance(access[0]["duration"], int)
+    assert access[0]["remote_addr"].startswith("127.0.0.1:")
