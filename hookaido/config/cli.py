@@ -70,10 +70,9 @@ def validate_file(path: str, strict_secrets: bool = False, environ=None):
         document, warnings = resolve_document(document, environ)
         schema_errors = lint(document, registry)
         compile_errors: list[str] = []
-        config = _compile(document, registry, compile_errors)
+        config, compile_warnings = _compile(document, registry, compile_errors)
         errors.extend(_not_repeated(schema_errors, compile_errors) + compile_errors)
-        if config is not None:
-            warnings = list(warnings) + list(config.warnings)
+        warnings = list(warnings) + compile_warnings
         if config is not None and not errors:
             from hookaido.config.startup import startup_problems
 
@@ -88,13 +87,19 @@ def validate_file(path: str, strict_secrets: bool = False, environ=None):
 
 
 def _compile(document, registry, errors: list[str]):
-    from hookaido.config.compile import compile_document
+    """The compiled config (``None`` when it has errors, added to ``errors``) and the
+    warnings, which are reported either way."""
+    from hookaido.config.compile import CompileError, compile_document
 
     try:
-        return compile_document(document, registry)
+        config = compile_document(document, registry)
+    except CompileError as exc:
+        errors.extend(exc.problems)
+        return None, exc.warnings
     except ConfigError as exc:
         errors.extend(exc.problems)
-        return None
+        return None, []
+    return config, list(config.warnings)
 
 
 _PLACE = re.compile(r"^(.*?:\d+):\d+: ")

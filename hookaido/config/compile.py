@@ -44,8 +44,16 @@ GLOBAL_BLOCKS = (
 )
 
 
+class CompileError(ConfigError):
+    """A document that does not compile: every error, and the warnings found on the way."""
+
+    def __init__(self, errors: list[str], warnings: list[str]):
+        super().__init__(errors[0], problems=errors)
+        self.warnings = list(warnings)
+
+
 def compile_document(doc: Document, registry=None) -> Config:
-    """Build the runtime config or raise ``ConfigError`` listing every problem."""
+    """Build the runtime config or raise ``CompileError`` listing every problem."""
     if registry is None:
         from hookaido.plugins import registry as process_registry
 
@@ -83,7 +91,7 @@ def compile_document(doc: Document, registry=None) -> Config:
     check_listeners(listeners, routes, pull_api, admin_api, pull_api_at, problems)
 
     if problems.errors:
-        raise ConfigError(problems.errors[0], problems=problems.errors)
+        raise CompileError(problems.errors, problems.warnings)
     return Config(
         routes=routes,
         ingress=ingress,

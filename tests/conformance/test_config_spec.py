@@ -102,3 +102,20 @@ def test_a_file_whose_only_wrapper_is_empty_has_no_routes(tmp_path):
     code, report = validate(tmp_path, "outbound { }\n")
 
     assert (code, report["errors"]) == (1, ["no routes defined"])
+
+
+def test_an_invalid_config_still_lists_its_warnings(tmp_path):
+    text = (
+        'admin_api { listen "127.0.0.1:2019" }\n'
+        '/webhooks/a { deliver "https://a.example" {} }\n'
+        '/webhooks/a { deliver "https://b.example" {} }\n'
+    )
+
+    code, report = validate(tmp_path, text)
+
+    assert code == 1
+    assert report == {
+        "ok": False,
+        "errors": ['Hookaidofile:3:1: duplicate route path "/webhooks/a"'],
+        "warnings": ['ingress.listen not set; using default ":8080"'],
+    }
