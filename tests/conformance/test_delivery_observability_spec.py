@@ -1,6 +1,7 @@
 """Push delivery and observability as a user meets them: ``hookaido run`` in a subprocess, a
 recording receiver on loopback, the metrics listener, the Admin API and the runtime log."""
 
+import base64
 import json
 import time
 
@@ -97,6 +98,35 @@ def test_a_refused_connection_is_retried_and_recorded_as_refused_not_as_a_timeou
         assert "timeout" not in attempt["error"].lower()
     assert "refused" in retry[0]["error"].lower()
     assert dead[0]["reason"] == "max_retries"
+
+
+def test_credentials_in_the_target_url_are_sent_as_basic_auth_unless_a_header_says_otherwise(
+    hookaido_process, free_ports, http, receiver
+):
+    ingress, admin, metrics = free_ports(3)
+    with_user = receiver.url("/user").replace("http://", "http://bot:s%40fe@")
+    with_header = receiver.url("/header").replace("http://", "http://bot:unused@")
+    run = hookaido_process(
+        push_config(
+            ingress,
+            admin,
+            metrics,
+            f"""
+            /hook {{
+              deliver "{with_user}" {{ }}
+              deliver "{with_header}" {{ header Authorization "Bearer from-config" }}
+            }}
+            """,
+        )
+    )
+    run.start()
+
+    http("POST", f"http://127.0.0.1:{ingress}/hook", body=b"{}")
+    received = {request.path: request for request in receiver.wait_for(2)}
+
+    expected = "Basic " + base64.b64encode(b"bot:s@fe").decode()
+    assert received["/user"].headers["Authorization"] == expected
+    assert received["/header"].headers["Authorization"] == "Bearer from-config"
 
 
 # --------------------------------------------------------------------------------------

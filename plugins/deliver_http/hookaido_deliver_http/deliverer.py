@@ -4,10 +4,11 @@ Every attempt passes the egress policy first and connects to the address the pol
 The deliverer classifies the answer; backoff and settling the lease are the dispatcher's job.
 """
 
+import base64
 import email.utils
 import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
@@ -64,6 +65,17 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         when = when.replace(tzinfo=UTC)
     wait = when - now
     return wait if wait > timedelta(0) else None
+
+
+def _basic_credentials(url: str) -> str | None:
+    """``Basic ...`` for a URL with ``user:password@`` in it, as browsers and curl send it."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return None
+    user = unquote(parts.username)
+    password = unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 class HTTPDeliverer:
@@ -127,6 +139,9 @@ class HTTPDeliverer:
                 headers[name] = value
         for name, value in self.target.headers:
             headers[name] = value
+        credentials = _basic_credentials(url)
+        if credentials is not None and "authorization" not in headers:
+            headers["Authorization"] = credentials
         if self.signer is not None:
             for name, value in self.signer.sign(method, url, body, datetime.now(UTC)).items():
                 headers[name] = value
