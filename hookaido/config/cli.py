@@ -58,7 +58,7 @@ def _registry():
 def validate_file(path: str, strict_secrets: bool = False, environ=None):
     """Run the whole pipeline; return ``(errors, warnings)`` as located messages."""
     from hookaido.config.parser import parse_file
-    from hookaido.config.placeholders import resolve_document
+    from hookaido.config.placeholders import PlaceholderError, resolve_document
     from hookaido.config.schema import lint
 
     environ = os.environ if environ is None else environ
@@ -67,11 +67,17 @@ def validate_file(path: str, strict_secrets: bool = False, environ=None):
     try:
         registry = _registry()
         document = parse_file(path, registry=registry)
-        document, warnings = resolve_document(document, environ)
+        unresolved = None
+        try:
+            document, warnings = resolve_document(document, environ)
+        except PlaceholderError as exc:
+            document, warnings, unresolved = exc.document, exc.warnings, exc
+            errors.extend(exc.problems)
         schema_errors = lint(document, registry)
         compile_errors: list[str] = []
         config, compile_warnings = _compile(document, registry, compile_errors)
-        errors.extend(_not_repeated(schema_errors, compile_errors) + compile_errors)
+        later = _not_repeated(schema_errors, compile_errors) + compile_errors
+        errors.extend(p for p in later if unresolved is None or not unresolved.repeats(p))
         warnings = list(warnings) + compile_warnings
         if config is not None and not errors:
             from hookaido.config.startup import startup_problems

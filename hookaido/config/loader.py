@@ -11,7 +11,7 @@ from dataclasses import replace
 from hookaido.config.compile import compile_document
 from hookaido.config.model import Config
 from hookaido.config.parser import parse_file
-from hookaido.config.placeholders import resolve_document
+from hookaido.config.placeholders import PlaceholderError, resolve_document
 from hookaido.config.schema import lint
 from hookaido.errors import ConfigError
 
@@ -26,13 +26,19 @@ def load_config(path, environ=None, registry=None) -> Config:
         registry = process_registry()
 
     document = parse_file(path, registry=registry)
-    document, warnings = resolve_document(document, environ)
+    unresolved = None
+    try:
+        document, warnings = resolve_document(document, environ)
+    except PlaceholderError as exc:
+        document, warnings, unresolved = exc.document, exc.warnings, exc
     problems = list(lint(document, registry))
     config = None
     try:
         config = compile_document(document, registry)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    if unresolved is not None:
+        problems = unresolved.problems + [p for p in problems if not unresolved.repeats(p)]
     if config is not None and not problems:
         from hookaido.config.startup import log_file_problems, tls_problems
 

@@ -10,10 +10,33 @@ from hookaido.errors import ConfigError, Location
 _START = re.compile(r"\{(\$|env\.|file\.|vars\.)")
 
 
+class PlaceholderError(ConfigError):
+    """Placeholders that cannot be filled in.
+
+    ``document`` is the copy with every other placeholder resolved, so that later stages can
+    still report their own problems; ``failed`` are the values that could not be resolved.
+    """
+
+    def __init__(self, errors: list[str], document: Document, warnings: list[str], failed):
+        super().__init__(errors[0], problems=errors)
+        self.document = document
+        self.warnings = warnings
+        self.failed: list[Value] = failed
+
+    def repeats(self, problem: str) -> bool:
+        """Whether ``problem`` of a later stage only follows from an unresolved value: it is
+        located at that value or quotes it as written."""
+        return any(
+            problem.startswith(f"{value.location}: ") or f'"{value.text}"' in problem
+            for value in self.failed
+        )
+
+
 class _Problems:
     def __init__(self):
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self.failed: list[Value] = []
 
     def error(self, location: Location, message: str) -> None:
         self.errors.append(f"{location}: {message}")
@@ -140,8 +163,8 @@ def _read_file(path: str, location: Location, problems: _Problems) -> str:
 def resolve_document(doc: Document, environ) -> tuple[Document, list[str]]:
     """A copy of ``doc`` with every placeholder replaced, and the located warnings.
 
-    Raises ``ConfigError`` listing every problem (unknown or cyclic vars, unreadable files,
-    malformed placeholders). The ``vars`` block itself is left as written.
+    Raises ``PlaceholderError`` listing every problem (unknown or cyclic vars, unreadable
+    files, malformed placeholders). The ``vars`` block itself is left as written.
     """
     problems = _Problems()
     variables = _Vars(doc, problems)
@@ -151,7 +174,7 @@ def resolve_document(doc: Document, environ) -> tuple[Document, list[str]]:
             continue
         _resolve_directive(item, variables, environ, problems)
     if problems.errors:
-        raise ConfigError(problems.errors[0], problems=problems.errors)
+        raise PlaceholderError(problems.errors, resolved, problems.warnings, problems.failed)
     return resolved, problems.warnings
 
 
@@ -163,18 +186,28 @@ def _resolve_directive(directive: Directive, variables: _Vars, environ, problems
 
 
 def _resolve_value(value: Value, variables: _Vars, environ, problems: _Problems) -> None:
+    written = copy.copy(value)
+    errors_before = len(problems.errors)
+    filled = _fill_in(value, variables, environ, problems)
+    if not filled or len(problems.errors) > errors_before:
+        problems.failed.append(written)
+
+
+def _fill_in(value: Value, variables: _Vars, environ, problems: _Problems) -> bool:
+    """Replace the placeholders of ``value``; ``False`` when it keeps its written text."""
     try:
         with_vars = variables.substitute(value.text, value.location, [])
     except ValueError as exc:
         problems.error(value.location, str(exc))
-        return
+        return False
     if with_vars is None:
-        return
+        return False
     written = value.text
     try:
         value.text = _env_and_files(with_vars, value.location, environ, problems)
     except ValueError as exc:
         problems.error(value.location, str(exc))
-        return
+        return False
     if value.text != written:
         value.written = written
+    return True

@@ -119,3 +119,17 @@ def test_an_invalid_config_still_lists_its_warnings(tmp_path):
         "errors": ['Hookaidofile:3:1: duplicate route path "/webhooks/a"'],
         "warnings": ['ingress.listen not set; using default ":8080"'],
     }
+
+
+def test_a_placeholder_error_does_not_hide_the_other_problems_of_the_file(tmp_path):
+    text = (
+        "pull_api { auth token {vars.MISSING} }\n/a { pull { path /a } }\n/a { pull { path /b } }\n"
+    )
+
+    code, report = validate(tmp_path, text)
+
+    assert code == 1
+    assert report["errors"] == [
+        'Hookaidofile:1:23: unknown variable "MISSING" in "{vars.MISSING}"',
+        'Hookaidofile:3:1: duplicate route path "/a"',
+    ]
