@@ -48,3 +48,18 @@ def error_text(text: str, limit: int = 500) -> str:
     """``text`` on one line and at most ``limit`` characters, for attempt records and logs."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def header_bytes(value: str) -> bytes:
+    """The bytes to send for a stored header value.
+
+    Ingress stores a value as the text of its raw bytes read as Latin-1 (so ``€`` arrives as
+    ``â\\x82¬``), while a published message stores what its JSON said (``€``). Bytes that read
+    as Latin-1 and form UTF-8 go out unchanged; any other value goes out as UTF-8.
+    """
+    try:
+        raw = value.encode("latin-1")
+        raw.decode("utf-8")
+    except UnicodeError:
+        return value.encode("utf-8")
+    return raw

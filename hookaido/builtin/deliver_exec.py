@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from hookaido.config.model import DeliverTarget
-from hookaido.delivery import DeliveryContext, Outcome
+from hookaido.delivery import DeliveryContext, Outcome, header_bytes
 from hookaido.errors import ConfigError
 from hookaido.hookspecs import hookimpl
 from hookaido.observability.log import event
@@ -28,16 +28,19 @@ def register_deliverers(register):
     register("exec", ExecDeliverer)
 
 
-def environment(envelope, extra: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    """The command's whole environment: PATH, the HOOKAIDO_* variables, then ``env`` values."""
-    env = {"PATH": os.environ.get("PATH", os.defpath)}
+def environment(envelope, extra: tuple[tuple[str, str], ...]) -> dict[str, str | bytes]:
+    """The command's whole environment: PATH, the HOOKAIDO_* variables, then ``env`` values.
+
+    Header values are the bytes the webhook carried (see ``header_bytes``).
+    """
+    env: dict[str, str | bytes] = {"PATH": os.environ.get("PATH", os.defpath)}
     env["HOOKAIDO_ROUTE"] = envelope.route
     env["HOOKAIDO_EVENT_ID"] = envelope.id
     env["HOOKAIDO_ATTEMPT"] = str(envelope.attempt)
     for name, value in envelope.headers.items():
         if name.lower() == "content-type":
-            env["HOOKAIDO_CONTENT_TYPE"] = value
-        env["HOOKAIDO_HEADER_" + name.upper().replace("-", "_")] = value
+            env["HOOKAIDO_CONTENT_TYPE"] = header_bytes(value)
+        env["HOOKAIDO_HEADER_" + name.upper().replace("-", "_")] = header_bytes(value)
     env.update(extra)
     return env
 

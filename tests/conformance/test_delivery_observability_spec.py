@@ -3,6 +3,7 @@ recording receiver on loopback, the metrics listener, the Admin API and the runt
 
 import base64
 import json
+import socket
 import time
 
 import pytest
@@ -127,6 +128,49 @@ def test_credentials_in_the_target_url_are_sent_as_basic_auth_unless_a_header_sa
     expected = "Basic " + base64.b64encode(b"bot:s@fe").decode()
     assert received["/user"].headers["Authorization"] == expected
     assert received["/header"].headers["Authorization"] == "Bearer from-config"
+
+
+def test_non_ascii_header_values_reach_http_and_exec_targets_as_the_utf8_that_was_sent(
+    hookaido_process, free_ports, http, receiver, tmp_path
+):
+    seen = tmp_path / "seen.txt"
+    ingress, admin, metrics = free_ports(3)
+    run = hookaido_process(
+        push_config(
+            ingress,
+            admin,
+            metrics,
+            f"""
+            /hook {{
+              deliver exec "sh -c 'printf %s \\"$HOOKAIDO_HEADER_X_NOTE\\" > {seen}'" {{ }}
+            }}
+            outbound /notify {{ deliver "{receiver.url("/notify")}" {{ }} }}
+            """,
+        )
+    )
+    run.start()
+    note = "5 € für Café"
+
+    with socket.create_connection(("127.0.0.1", ingress), timeout=5) as client:
+        client.sendall(
+            b"POST /hook HTTP/1.1\r\nHost: edge\r\nContent-Length: 2\r\n"
+            b"X-Note: " + note.encode() + b"\r\nConnection: close\r\n\r\n{}"
+        )
+        answer = client.recv(200)
+    published = http(
+        "POST",
+        f"http://127.0.0.1:{admin}/messages/publish",
+        json_body={"items": [{"id": "note-1", "route": "/notify", "headers": {"X-Note": note}}]},
+        headers={"X-Hookaido-Audit-Reason": "test"},
+    )
+    [request] = receiver.wait_for(1)
+    written = wait_for(lambda: seen.exists() and seen.read_bytes())
+
+    assert answer.startswith(b"HTTP/1.1 202")
+    assert published.status == 200
+    # http.server reads header bytes as Latin-1; undo that to see the bytes on the wire.
+    assert request.headers["X-Note"].encode("latin-1") == note.encode()
+    assert written == note.encode()
 
 
 # --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 
 from hookaido.config.model import DeliverTarget
-from hookaido.delivery import DeliveryContext, Outcome, error_text
+from hookaido.delivery import DeliveryContext, Outcome, error_text, header_bytes
 from hookaido.egress import Destination, EgressDenied, EgressGuard, EgressUnresolved
 
 BODY_READ_LIMIT = 64 * 1024
@@ -136,9 +136,9 @@ class HTTPDeliverer:
         headers = urllib3.HTTPHeaderDict()
         for name, value in envelope.headers.items():
             if name.lower() not in UNFORWARDED_HEADERS:
-                headers[name] = value
+                headers[name] = header_bytes(value)
         for name, value in self.target.headers:
-            headers[name] = value
+            headers[name] = header_bytes(value)
         credentials = _basic_credentials(url)
         if credentials is not None and "authorization" not in headers:
             headers["Authorization"] = credentials
