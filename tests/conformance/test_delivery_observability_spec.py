@@ -48,19 +48,18 @@ def wait_for(predicate, timeout: float = 10.0):
     raise AssertionError("condition not reached in time")
 
 
-def push_config(ingress: int, admin: int, metrics: int, routes: str, queue: str = "") -> str:
+def push_config(ingress: int, admin: int, metrics: int, routes: str) -> str:
     return f"""
     ingress {{ listen 127.0.0.1:{ingress} }}
     admin_api {{ listen 127.0.0.1:{admin} }}
     observability {{ metrics {{ listen 127.0.0.1:{metrics}; prefix /metrics }} }}
     {OPEN_EGRESS}
-    {queue}
     {routes}
     """
 
 
 # --------------------------------------------------------------------------------------
-# Delivery (delivery.md §3)
+# Delivery: what a target receives and how failures are recorded
 # --------------------------------------------------------------------------------------
 
 
@@ -174,7 +173,7 @@ def test_non_ascii_header_values_reach_http_and_exec_targets_as_the_utf8_that_wa
 
 
 # --------------------------------------------------------------------------------------
-# Metrics listener (observability.md §5)
+# Metrics listener
 # --------------------------------------------------------------------------------------
 
 
@@ -296,7 +295,7 @@ def test_delivery_outcomes_show_in_metrics_health_and_the_runtime_log_alike(
 
 
 # --------------------------------------------------------------------------------------
-# Runtime log: start-up aborts (observability.md §3)
+# Runtime log
 # --------------------------------------------------------------------------------------
 
 PULL_LISTENERS = """
