@@ -53,9 +53,10 @@ def error_text(text: str, limit: int = 500) -> str:
 def header_bytes(value: str) -> bytes:
     """The bytes to send for a stored header value.
 
-    Ingress stores a value as the text of its raw bytes read as Latin-1 (so ``€`` arrives as
-    ``â\\x82¬``), while a published message stores what its JSON said (``€``). Bytes that read
-    as Latin-1 and form UTF-8 go out unchanged; any other value goes out as UTF-8.
+    Values are stored as text: UTF-8 from the webhook or the published JSON. Older stores
+    (and bytes that were not UTF-8) hold one Latin-1 character per byte, such as
+    ``â\\x82¬`` for ``€``: a value whose Latin-1 bytes form UTF-8 goes out as those bytes, any
+    other value as UTF-8.
     """
     try:
         raw = value.encode("latin-1")

@@ -96,6 +96,18 @@ def stored_headers(headers: dict[str, str]) -> dict[str, str]:
     return stored
 
 
+def header_text(value: str) -> str:
+    """A header value as the text its sender wrote. The HTTP server hands over each byte as
+    one Latin-1 character (so the size check above counts bytes); bytes that form UTF-8 are
+    read as UTF-8, others stay one character per byte."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 class IngressResource:
     """A falcon sink for every path and method: ingress has no fixed URL space."""
 
@@ -238,7 +250,7 @@ class IngressResource:
             raise Refusal(
                 413, "headers_too_large", _too_large("headers", route.max_headers), "policy"
             )
-        return headers
+        return {name: header_text(value) for name, value in headers.items()}
 
     def _enqueue(self, route: Route, facts: RequestFacts, body: bytes, headers, req) -> int:
         now = datetime.now(UTC)

@@ -256,6 +256,26 @@ def test_dequeue_items_carry_the_documented_fields(http, urls):
     assert item["trace"]["path"] == "/other"
 
 
+def test_header_values_keep_the_text_the_sender_wrote(http, urls):
+    # UTF-8 bytes are read as UTF-8; a byte that is not UTF-8 stays one character.
+    with socket.create_connection(("127.0.0.1", urls["ports"].ingress), timeout=5) as conn:
+        conn.sendall(
+            b"POST /other HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+            + "X-Note: 5 € für Café\r\n".encode()
+            + b"X-Legacy: caf\xe9\r\nConnection: close\r\n\r\n{}"
+        )
+        assert conn.recv(4096).startswith(b"HTTP/1.1 202")
+
+    reply = http("POST", urls["pull"] + "/other/dequeue", headers=TOKEN)
+    [item] = reply.json()["items"]
+    http(
+        "POST", urls["pull"] + "/other/ack", json_body={"lease_id": item["lease_id"]}, headers=TOKEN
+    )
+
+    assert item["headers"]["X-Note"] == "5 € für Café"
+    assert item["headers"]["X-Legacy"] == "café"
+
+
 # -- hostile requests: always a 4xx JSON answer --------------------------------------------
 
 HOSTILE_BODIES = [
