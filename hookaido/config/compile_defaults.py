@@ -82,7 +82,7 @@ def _compile_default_deliver(directive: Directive, problems: Problems):
         else RetryPolicy()
     )
     timeout = block.parsed("timeout", values.parse_positive_duration, timedelta(seconds=10))
-    concurrency = block.parsed("concurrency", lambda text: values.parse_int(text, 1, 10000), 20)
+    concurrency = block.parsed("concurrency", lambda text: values.parse_int(text, 1), 20)
     return retry, timeout, concurrency
 
 

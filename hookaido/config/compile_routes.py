@@ -328,12 +328,19 @@ def _pull(
     return PullConfig(path=path, tokens=tokens)
 
 
+MAX_DELIVER_CONCURRENCY = 10000
+
+
 def _concurrency(block: Block, problems: Problems, where: str, targets, defaults) -> int:
+    # A default may be larger than any route may be; a route taking it gets the most it may.
+    inherited = min(defaults.concurrency, MAX_DELIVER_CONCURRENCY)
     directive = block.one("deliver_concurrency")
     if directive is None:
-        return defaults.concurrency
+        return inherited
     concurrency = block.parsed(
-        "deliver_concurrency", lambda text: values.parse_int(text, 1, 10000), defaults.concurrency
+        "deliver_concurrency",
+        lambda text: values.parse_int(text, 1, MAX_DELIVER_CONCURRENCY),
+        inherited,
     )
     if not block.has("deliver"):
         problems.error(directive, f"{where}: deliver_concurrency requires a deliver target")

@@ -1150,7 +1150,7 @@ CASES = [
         {OK}
         """,
         "1:34",
-        "defaults.deliver.concurrency: integer 0 out of range: expected 1 to 10000",
+        "defaults.deliver.concurrency: integer 0 out of range: expected an integer >= 1",
         id="default-concurrency",
     ),
     # -- observability ------------------------------------------------------------------

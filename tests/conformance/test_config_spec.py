@@ -133,3 +133,21 @@ def test_a_placeholder_error_does_not_hide_the_other_problems_of_the_file(tmp_pa
         'Hookaidofile:1:23: unknown variable "MISSING" in "{vars.MISSING}"',
         'Hookaidofile:3:1: duplicate route path "/a"',
     ]
+
+
+def test_a_default_deliver_concurrency_above_a_routes_limit_is_valid_and_routes_take_the_limit(
+    tmp_path,
+):
+    from hookaido.config.loader import load_config
+
+    text = (
+        "defaults { deliver { concurrency 20000 } }\n"
+        '/a { deliver "https://a.example" {} }\n'
+        '/b {\n  deliver_concurrency 7\n  deliver "https://b.example" {}\n}\n'
+    )
+
+    code, report = validate(tmp_path, text)
+    routes = {route.path: route for route in load_config(tmp_path / "Hookaidofile").routes}
+
+    assert (code, report["ok"], report.get("errors")) == (0, True, None)
+    assert (routes["/a"].deliver_concurrency, routes["/b"].deliver_concurrency) == (10000, 7)
