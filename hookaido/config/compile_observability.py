@@ -31,7 +31,8 @@ def compile_observability(directive: Directive | None, problems: Problems) -> Ob
         runtime_log=_compile_log(runtime, problems, "runtime_log") if runtime else LogConfig(),
         metrics=_compile_metrics(metrics, problems) if metrics else MetricsConfig(),
         tracing_enabled=_compile_tracing(tracing, problems) if tracing else False,
-        runtime_log_configured=runtime is not None,
+        runtime_log_configured=runtime is not None
+        and (runtime.block is None or any(item.name == "level" for item in runtime.block)),
     )
 
 

@@ -100,7 +100,7 @@ class ObservabilityConfig:
     runtime_log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     tracing_enabled: bool = False
-    runtime_log_configured: bool = False  # False: the level comes from --log-level
+    runtime_log_configured: bool = False  # a level was written; else it comes from --log-level
 
 
 @dataclass(frozen=True)

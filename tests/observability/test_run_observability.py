@@ -4,6 +4,8 @@ logs tell the same story."""
 import json
 import time
 
+import pytest
+
 from .conftest import samples
 
 ROUTE = "/webhooks/github"
@@ -232,3 +234,36 @@ def messages(path) -> list[str]:
     if not path.exists():
         return []
     return [json.loads(line)["msg"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("runtime_log", "server_started_logged"),
+    [
+        ("{ output file; path PATH }", False),  # no level written: --log-level warn rules
+        ("{ level info; output file; path PATH }", True),
+    ],
+)
+def test_a_runtime_log_block_without_level_takes_the_command_line_level(
+    hookaido_process, free_ports, tmp_path, runtime_log, server_started_logged
+):
+    ingress, pull, admin = free_ports(3)
+    log_path = tmp_path / "runtime.log"
+    run = hookaido_process(
+        f"""
+        ingress {{ listen 127.0.0.1:{ingress} }}
+        pull_api {{
+          listen 127.0.0.1:{pull}
+          auth token raw:worker-token
+        }}
+        admin_api {{ listen 127.0.0.1:{admin} }}
+        observability {{ runtime_log {runtime_log.replace("PATH", str(log_path))} }}
+        /a {{ pull {{ path /a }} }}
+        """,
+        args=("--log-level", "warn"),
+    )
+    run.start(wait=False).wait_listening(admin)
+    json_lines(log_path, at_least=1 if server_started_logged else 0)
+    run.stop()
+
+    messages = [line["msg"] for line in json_lines(log_path, at_least=0)]
+    assert ("server_started" in messages) is server_started_logged
