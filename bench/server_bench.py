@@ -233,14 +233,16 @@ def median(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="ingress runs of each server")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="ingress runs of each server, and drain runs"
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--threads", type=int, default=64, help="bare server threads (Hookaido's ingress has 64)"
     )
-    parser.add_argument("--prefill", type=int, default=150000)
+    parser.add_argument("--prefill", type=int, default=250000)
     parser.add_argument("--drain-connections", type=int, default=8)
-    parser.add_argument("--drain-seconds", type=int, default=5)
+    parser.add_argument("--drain-seconds", type=int, default=4)
     parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
@@ -255,6 +257,7 @@ def main() -> int:
     (work / "drain.lua").write_text(DRAIN_SCRIPT)
     processes = []
     runs: dict[str, list[dict]] = {"bare": [], "memory": [], "sqlite": []}
+    drains: list[dict] = []
     try:
         # All three servers run side by side, idle but for the one under load; their runs
         # alternate, so a slow spell of this shared machine falls on each of them alike.
@@ -291,14 +294,15 @@ def main() -> int:
                 runs[name].append(result)
 
         backlog = queued(ports["admin"])
-        drain_result, _ = wrk(
-            f"http://127.0.0.1:{ports['pull']}/",
-            work / "drain.lua",
-            args.drain_seconds,
-            args.drain_connections,
-            ("--", "/pull/bench/dequeue", "/pull/bench/ack"),
-        )
-        drained = drain_result.get("acked", 0)
+        for _ in range(args.rounds):
+            result, _ = wrk(
+                f"http://127.0.0.1:{ports['pull']}/",
+                work / "drain.lua",
+                args.drain_seconds,
+                args.drain_connections,
+                ("--", "/pull/bench/dequeue", "/pull/bench/ack"),
+            )
+            drains.append(result)
         left = queued(ports["admin"])
     finally:
         for process in processes:
@@ -316,7 +320,8 @@ def main() -> int:
         return [run["rps"] / base["rps"] for run, base in pairs]
 
     ratio = median(ratios("sqlite"))
-    drain_rate = drained / drain_result["seconds"]
+    drain_rates = [run.get("acked", 0) / run["seconds"] for run in drains]
+    drain_rate = median(drain_rates)
     report = {
         "cpus": os.cpu_count(),
         "rounds": args.rounds,
@@ -330,18 +335,21 @@ def main() -> int:
         "ingress_vs_bare": [f"{value:.0%}" for value in ratios("sqlite")],
         "ingress_vs_bare_median": f"{ratio:.0%}",
         "drain_backlog": backlog,
-        "drained": drained,
+        "drained": sum(run.get("acked", 0) for run in drains),
         "left_queued": left,
-        "drain_msgs_per_s": round(drain_rate) if left else f">= {round(drain_rate)} (ran dry)",
-        "drain_call_p50": ms(drain_result["p50"]),
-        "drain_call_p99": ms(drain_result["p99"]),
+        "drain_msgs_per_s": [round(rate) for rate in drain_rates],
+        "drain_msgs_per_s_median": round(drain_rate)
+        if left
+        else f">= {round(drain_rate)} (ran dry)",
+        "drain_call_p50_p99": [f"{ms(run['p50'])} / {ms(run['p99'])}" for run in drains],
     }
     width = max(len(key) for key in report)
     for key, value in report.items():
         shown = ", ".join(str(item) for item in value) if isinstance(value, list) else value
         print(f"{key:<{width}}  {shown}")
     print(f"goal ingress >= 60% of bare (median of rounds): {'met' if ratio >= 0.6 else 'missed'}")
-    print(f"goal drain >= 20000 msgs/s: {'met' if drain_rate >= 20000 else 'missed'}")
+    drain_goal = "met" if drain_rate >= 20000 else "missed"
+    print(f"goal drain >= 20000 msgs/s (median of rounds): {drain_goal}")
     return 0
 
 
