@@ -137,6 +137,33 @@ def test_diagnostics_report_items_and_bytes_by_state():
     assert diagnostics["retained_bytes_total"] == 54
 
 
+def test_retained_bytes_count_utf8_bytes_not_characters():
+    backend = open_backend()
+    backend.enqueue(
+        [
+            Envelope(
+                "evt_1",
+                "/r",
+                "pull",
+                b"",
+                NOW,
+                NOW,
+                headers={"X-Price": "5 \u20ac"},
+                trace={"city": "M\u00fcnchen"},
+            )
+        ]
+    )
+    [leased] = backend.dequeue("/r", "pull", 1, TTL)
+
+    backend.nack([leased.lease_id], dead=True, reason="r\u00e9sum\u00e9")
+
+    # id 5 + route 2 + target 4 + "X-Price" 7 + "5 \u20ac" 5 + "city" 4 + "M\u00fcnchen" 8,
+    # plus the reason "r\u00e9sum\u00e9" in 8 bytes
+    diagnostics = backend.diagnostics()
+    assert diagnostics["retained_bytes_by_state"]["dead"] == 43
+    assert diagnostics["memory_pressure"]["retained_bytes"] == 43
+
+
 def test_attempt_rows_are_capped_on_every_write():
     backend = open_backend(retention=Retention(prune_interval=None, attempts_max_rows=2))
 

@@ -51,22 +51,37 @@ EVICTION_REASONS = (
 class _Item:
     """One stored envelope plus bookkeeping. ``version`` is a store-wide stamp renewed on
     every transition, so a heap entry carrying another stamp is known to be stale, even when
-    the id was deleted and stored again."""
+    the id was deleted and stored again. ``fixed_size`` counts the bytes that never change
+    after the enqueue; ``size`` adds the dead reason and lease id of the current state."""
 
-    __slots__ = ("envelope", "version", "size")
+    __slots__ = ("envelope", "version", "fixed_size", "size")
 
     def __init__(self, envelope: Envelope):
         self.envelope = envelope
         self.version = next(_STAMPS)
-        self.size = 0
+        self.fixed_size = _fixed_size(envelope)
+        self.size = _current_size(self)
 
 
-def _envelope_size(envelope: Envelope) -> int:
-    fields = (envelope.id, envelope.route, envelope.target, envelope.dead_reason)
-    size = sum(len(value) for value in fields) + len(envelope.payload) + len(envelope.lease_id)
+def _text_bytes(text: str) -> int:
+    """Length of ``text`` in UTF-8: the guard limits bytes, and a header such as ``5 €``
+    takes more bytes than characters."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _fixed_size(envelope: Envelope) -> int:
+    size = len(envelope.payload)
+    size += sum(_text_bytes(value) for value in (envelope.id, envelope.route, envelope.target))
     for mapping in (envelope.headers, envelope.trace):
-        size += sum(len(key) + len(value) for key, value in mapping.items())
+        size += sum(_text_bytes(key) + _text_bytes(value) for key, value in mapping.items())
     return size
+
+
+def _current_size(item: "_Item") -> int:
+    envelope = item.envelope
+    return item.fixed_size + _text_bytes(envelope.dead_reason) + len(envelope.lease_id)
 
 
 def _copy(envelope: Envelope) -> Envelope:
@@ -202,7 +217,6 @@ class MemoryBackend(BackendBase):
         envelope.dead_reason = ""
         item = _Item(envelope)
         self._items[envelope.id] = item
-        item.size = _envelope_size(envelope)
         self._count["queued"] += 1
         self._bytes["queued"] += item.size
         self._index(item)
@@ -577,7 +591,7 @@ class MemoryBackend(BackendBase):
         envelope.state = state
         for name, value in changes.items():
             setattr(envelope, name, value)
-        item.size = _envelope_size(envelope)
+        item.size = _current_size(item)
         self._count[state] += 1
         self._bytes[state] += item.size
         item.version = next(_STAMPS)

@@ -1,0 +1,96 @@
+"""The queue model of spec/queue.md as a user sees it: a real ``hookaido run`` on each
+backend, driven over loopback HTTP through ingress, the Pull API and the Admin API."""
+
+import pytest
+
+TOKEN = {"Authorization": "Bearer pull-token"}
+AUDIT = {"X-Hookaido-Audit-Reason": "conformance"}
+
+
+def queue_config(ports, backend: str, globals_text: str = "") -> str:
+    return f"""
+ingress {{
+  listen 127.0.0.1:{ports.ingress}
+}}
+pull_api {{
+  listen 127.0.0.1:{ports.pull}
+  auth token raw:pull-token
+}}
+admin_api {{
+  listen 127.0.0.1:{ports.admin}
+}}
+{globals_text}
+/jobs {{
+  queue {backend}
+  pull {{
+    path /jobs
+  }}
+}}
+"""
+
+
+class Node:
+    """One running Hookaido with short helpers for the calls these tests make."""
+
+    def __init__(self, process, ports, http):
+        self.process = process
+        self.ports = ports
+        self.http = http
+
+    def publish(self, *items):
+        return self.http(
+            "POST",
+            f"http://127.0.0.1:{self.ports.admin}/messages/publish",
+            json_body={"items": [{"route": "/jobs", **item} for item in items]},
+            headers=AUDIT,
+        )
+
+    def pull(self, operation: str, **body):
+        return self.http(
+            "POST",
+            f"http://127.0.0.1:{self.ports.pull}/jobs/{operation}",
+            json_body=body,
+            headers=TOKEN,
+        )
+
+    def admin(self, method: str, path: str, **body):
+        return self.http(
+            method,
+            f"http://127.0.0.1:{self.ports.admin}{path}",
+            json_body=body if method == "POST" else None,
+            headers=AUDIT,
+        )
+
+    def health(self) -> dict:
+        reply = self.admin("GET", "/healthz?details=1")
+        assert reply.status == 200, reply.body
+        return reply.json()["diagnostics"]
+
+
+@pytest.fixture
+def start(hookaido_process, ports, http):
+    """``start(backend, globals_text="")``: a running node whose one pull route is ``/jobs``."""
+
+    def run(backend: str, globals_text: str = "") -> Node:
+        config = queue_config(ports, backend, globals_text)
+        process = hookaido_process(config, name=backend).start()
+        return Node(process, ports, http)
+
+    return run
+
+
+# -- §5 memory-pressure guard -------------------------------------------------------------
+
+
+def test_retained_bytes_are_counted_in_utf8(start):
+    node = start("memory")
+    node.publish({"id": "job-1", "headers": {"X-Price": "5 €"}, "trace": {"city": "München"}})
+    [item] = node.pull("dequeue").json()["items"]
+
+    nacked = node.pull("nack", lease_id=item["lease_id"], dead=True, reason="résumé")
+
+    # id 5 + route 5 + target 4 + "X-Price" 7 + "5 €" 5 + "city" 4 + "München" 8 + "résumé" 8
+    store = node.health()["store"]
+    assert nacked.status == 204
+    assert store["retained_bytes_by_state"]["dead"] == 46
+    assert store["memory_pressure"]["retained_bytes"] == 46
