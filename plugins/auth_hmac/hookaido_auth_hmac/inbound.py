@@ -21,6 +21,7 @@ DEFAULT_TOLERANCE = timedelta(minutes=5)
 MAX_NONCE_BYTES = 256
 
 INTEGER = re.compile(r"[+-]?[0-9]+")
+MAX_INT64_DIGITS = 19
 HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 
 
@@ -36,6 +37,22 @@ def clean_path(raw: str) -> str:
             continue
         segments.append(segment)
     return "/" + "/".join(segments)
+
+
+def parse_timestamp(text: str) -> int | None:
+    """A base-10 integer that fits in a signed 64-bit value (leading zeros allowed), else None.
+
+    Longer numbers are refused before conversion: they could never be fresh, and turning
+    thousands of digits into an int (or comparing it with a float clock) would raise.
+    """
+    if not INTEGER.fullmatch(text):
+        return None
+    sign = "-" if text[0] == "-" else ""
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > MAX_INT64_DIGITS:
+        return None
+    value = int(sign + digits)
+    return value if -(2**63) <= value < 2**63 else None
 
 
 def decode_hex(text: str) -> bytes | None:
@@ -130,9 +147,9 @@ class CanonicalVerifier(HmacVerifier):
             if not value:
                 return self.refuse("header_missing", f"missing {name} header")
 
-        if not INTEGER.fullmatch(timestamp):
+        signed_at = parse_timestamp(timestamp)
+        if signed_at is None:
             return self.refuse("ts_parse_error", f"{self.timestamp_header} is not Unix seconds")
-        signed_at = int(timestamp)
         now = epoch(request.received_at)
         if abs(now - signed_at) > self.tolerance:
             return self.refuse("ts_out_of_tolerance", f"{self.timestamp_header} is too old or new")

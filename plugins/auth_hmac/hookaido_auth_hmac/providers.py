@@ -9,7 +9,7 @@ import binascii
 import re
 
 from hookaido.auth import InboundRequest, Verdict
-from hookaido_auth_hmac.inbound import INTEGER, HmacVerifier, decode_hex, matches_any
+from hookaido_auth_hmac.inbound import HmacVerifier, decode_hex, matches_any, parse_timestamp
 from hookaido_auth_hmac.keyring import epoch
 
 PROVIDER_TOLERANCE = 300.0  # seconds
@@ -96,10 +96,11 @@ class StripeLikeVerifier(HmacVerifier):
         sent_at, candidates = self.parse(value)
         if sent_at is None or not candidates:
             return self.refuse("parse_incomplete", f"{self.header} needs t= and {self.tag}=")
-        if not INTEGER.fullmatch(sent_at):
+        sent_time = parse_timestamp(sent_at)
+        if sent_time is None:
             return self.refuse("ts_parse_error", f"t in {self.header} is not an integer")
         now = epoch(request.received_at)
-        if abs(now * self.units_per_second - int(sent_at)) > (
+        if abs(now * self.units_per_second - sent_time) > (
             PROVIDER_TOLERANCE * self.units_per_second
         ):
             return self.refuse("ts_out_of_tolerance", f"t in {self.header} is too old or new")
@@ -153,10 +154,11 @@ class SlackVerifier(HmacVerifier):
         for name, value in ((self.signature_header, signature), (self.timestamp_header, timestamp)):
             if not value:
                 return self.refuse("header_missing", f"missing {name} header")
-        if not INTEGER.fullmatch(timestamp):
+        sent_at = parse_timestamp(timestamp)
+        if sent_at is None:
             return self.refuse("ts_parse_error", f"{self.timestamp_header} is not Unix seconds")
         now = epoch(request.received_at)
-        if abs(now - int(timestamp)) > PROVIDER_TOLERANCE:
+        if abs(now - sent_at) > PROVIDER_TOLERANCE:
             return self.refuse("ts_out_of_tolerance", f"{self.timestamp_header} is too old or new")
         if not signature.startswith("v0="):
             return self.refuse("parse_incomplete", f"{self.signature_header} must start with v0=")
@@ -186,10 +188,11 @@ class StandardWebhooksVerifier(HmacVerifier):
             found[name] = value.strip()
         message_id, timestamp = found["id"], found["timestamp"]
 
-        if not INTEGER.fullmatch(timestamp):
+        sent_at = parse_timestamp(timestamp)
+        if sent_at is None:
             return self.refuse("ts_parse_error", "webhook-timestamp is not Unix seconds")
         now = epoch(request.received_at)
-        if abs(now - int(timestamp)) > PROVIDER_TOLERANCE:
+        if abs(now - sent_at) > PROVIDER_TOLERANCE:
             return self.refuse("ts_out_of_tolerance", "webhook-timestamp is too old or new")
         signatures = []
         for entry in found["signature"].split():

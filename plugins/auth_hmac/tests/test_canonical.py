@@ -150,6 +150,11 @@ REFUSED = {
     "empty signature": lambda: ({**signed_headers(), "X-Signature": "  "}, b"{}"),
     "timestamp in milliseconds": lambda: (signed_headers(ts=NOW * 1000), b"{}"),
     "timestamp not a number": lambda: ({**signed_headers(), "X-Timestamp": "soon"}, b"{}"),
+    "timestamp beyond 64 bits": lambda: ({**signed_headers(), "X-Timestamp": "9" * 400}, b"{}"),
+    "timestamp of 5001 digits": lambda: (
+        {**signed_headers(), "X-Timestamp": "1" + "0" * 5000},
+        b"{}",
+    ),
     "signature not hex": lambda: ({**signed_headers(), "X-Signature": "zz" * 32}, b"{}"),
     "signature odd length": lambda: ({**signed_headers(), "X-Signature": "abc"}, b"{}"),
     "nonce over 256 bytes": lambda: (signed_headers(nonce="n" * 257), b"{}"),
