@@ -15,9 +15,11 @@ class InboundRequest:
     """A webhook request as ingress saw it.
 
     Ingress hands ``headers`` over with canonical names: every ``-``-separated word
-    capitalised, the rest lower case (``x-github-event`` -> ``X-Github-Event``). ``header()``
-    ignores case, so it also works on requests built by hand in tests. ``body`` is ``b""``
-    for a verifier that declares ``needs_body = False``: it runs before the body is read.
+    capitalised, the rest lower case (``x-github-event`` -> ``X-Github-Event``), and values
+    with one character per received byte (``header_bytes`` gives the bytes back).
+    ``header()`` ignores case, so it also works on requests built by hand in tests. ``body``
+    is ``b""`` for a verifier that declares ``needs_body = False``: it runs before the body
+    is read.
     """
 
     method: str
@@ -34,6 +36,19 @@ class InboundRequest:
             if key.lower() == wanted:
                 return value
         return default
+
+
+def header_bytes(value: str) -> bytes:
+    """The bytes the sender wrote for a header value, for signing or measuring it.
+
+    Ingress hands each received byte over as one Latin-1 character, so a UTF-8 value arrives
+    as several characters; this undoes that. Text outside Latin-1 (a request built by hand)
+    is taken as UTF-8.
+    """
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 @dataclass

@@ -289,6 +289,37 @@ def test_a_delivery_without_its_headers_is_unauthorized(provider, post):
     assert (status, answer["code"]) == (401, "unauthorized")
 
 
+# -- header text is signed and measured as the bytes sent -----------------------------------
+
+
+def test_a_standard_webhooks_id_outside_ascii_is_signed_as_sent(post, stored):
+    now = int(time.time())
+    message_id = "msg_caf\u00e9_" + uuid.uuid4().hex
+    signature = digest(SW_KEY, f"{message_id}.{now}.".encode() + BODY)
+    headers = {
+        "webhook-id": message_id.encode(),
+        "webhook-timestamp": str(now),
+        "webhook-signature": "v1," + base64.b64encode(signature).decode(),
+    }
+
+    answer = post("standard-webhooks", BODY, headers)
+
+    assert answer == (202, {"status": "queued"})
+    assert stored("standard-webhooks")[0]["headers"]["Webhook-Id"] == message_id
+
+
+@pytest.mark.parametrize(
+    ("nonce", "status"),
+    [("\u00e9" * 128, 202), ("\u00e9" * 128 + "x", 401), ("n" * 256, 202), ("n" * 257, 401)],
+    ids=["256-utf8-bytes", "257-utf8-bytes", "256-ascii", "257-ascii"],
+)
+def test_the_nonce_limit_counts_the_bytes_sent(nonce, status, post):
+    headers = canonical(BODY, now=int(time.time()))
+    headers["X-Nonce"] = nonce.encode()
+
+    assert post("canonical", BODY, headers)[0] == status
+
+
 # -- secret rotation through the secrets block ----------------------------------------------
 
 

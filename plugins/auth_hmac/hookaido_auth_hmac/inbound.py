@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 
 from hookaido import nonces
-from hookaido.auth import InboundRequest, Verdict
+from hookaido.auth import InboundRequest, Verdict, header_bytes
 from hookaido.observability.log import event
 from hookaido_auth_hmac.keyring import Keyring, epoch
 
@@ -153,7 +153,7 @@ class CanonicalVerifier(HmacVerifier):
         now = epoch(request.received_at)
         if abs(now - signed_at) > self.tolerance:
             return self.refuse("ts_out_of_tolerance", f"{self.timestamp_header} is too old or new")
-        if len(nonce.encode()) > MAX_NONCE_BYTES:
+        if len(header_bytes(nonce)) > MAX_NONCE_BYTES:
             return self.refuse("nonce_too_long", f"{self.nonce_header} is longer than 256 bytes")
         given = decode_hex(signature)
         if given is None:

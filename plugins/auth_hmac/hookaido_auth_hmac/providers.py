@@ -8,7 +8,7 @@ import base64
 import binascii
 import re
 
-from hookaido.auth import InboundRequest, Verdict
+from hookaido.auth import InboundRequest, Verdict, header_bytes
 from hookaido_auth_hmac.inbound import HmacVerifier, decode_hex, matches_any, parse_timestamp
 from hookaido_auth_hmac.keyring import epoch
 
@@ -204,7 +204,7 @@ class StandardWebhooksVerifier(HmacVerifier):
             return self.refuse("sig_decode_error", "webhook-signature has no v1,<base64> entry")
 
         keys = self.keys_at(now)
-        message = f"{message_id}.{timestamp}.".encode() + request.body
+        message = header_bytes(f"{message_id}.{timestamp}.") + request.body
         if not matches_any(keys, message, signatures):
             return self.refuse("no_secret_matched", "signature does not match")
         return Verdict.allow()
