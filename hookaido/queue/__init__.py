@@ -19,10 +19,12 @@ from hookaido.queue.errors import (
 )
 from hookaido.queue.model import (
     STATES,
+    TREND_ROW_LIMIT,
     Attempt,
     Envelope,
     LeaseResult,
     Stats,
+    TrendRow,
     new_attempt_id,
     new_event_id,
     new_lease_id,
@@ -47,6 +49,8 @@ __all__ = [
     "SchemaTooNew",
     "Stats",
     "StoreUnavailable",
+    "TREND_ROW_LIMIT",
+    "TrendRow",
     "new_attempt_id",
     "new_event_id",
     "new_lease_id",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from hookaido.queue.model import Attempt, Envelope, LeaseResult, Stats
+from hookaido.queue.model import Attempt, Envelope, LeaseResult, Stats, TrendRow
 
 
 def utc_now() -> datetime:
@@ -305,6 +305,25 @@ class QueueBackend(abc.ABC):
         Leased and canceled envelopes are never pruned. Backends also run this on store
         activity at most once per ``prune_interval``.
         """
+
+    # -- backlog trend history ----------------------------------------------------------------
+
+    # True when the backend keeps backlog trend snapshots in its own storage, so that the
+    # history outlives the process like the messages do; Hookaido then calls the two methods
+    # below. False: Hookaido keeps the snapshots in process memory and never calls them.
+    keeps_backlog_trends = False
+
+    def record_backlog_trends(self, rows: list[TrendRow]) -> None:
+        """Store the rows of one snapshot (the global row and one per route/target), then
+        drop the oldest rows beyond ``TREND_ROW_LIMIT``. Only called when
+        ``keeps_backlog_trends`` is True."""
+        raise NotImplementedError
+
+    def backlog_trends(self, since: datetime, until: datetime) -> list[TrendRow]:
+        """Every stored row with ``since <= captured_at <= until``, oldest capture first, each
+        snapshot's rows in the order they were recorded. Only called when
+        ``keeps_backlog_trends`` is True."""
+        raise NotImplementedError
 
     # -- diagnostics ------------------------------------------------------------------------
 

@@ -109,3 +109,24 @@ class Stats:
     oldest_queued_received_at: datetime | None
     earliest_queued_next_run_at: datetime | None
     top_queued: list[BucketStats] = field(default_factory=list)
+
+
+# Backlog trend history keeps at most this many snapshot rows; the oldest go first.
+TREND_ROW_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    """Queued, leased and dead counts at one backlog snapshot; ``route``/``target`` are None
+    on the snapshot's global row."""
+
+    captured_at: datetime
+    queued: int
+    leased: int
+    dead: int
+    route: str | None = None
+    target: str | None = None
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.leased + self.dead

@@ -6,17 +6,17 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hookaido.observability.log import event
 from hookaido.queue.errors import QueueError
+from hookaido.queue.model import TREND_ROW_LIMIT, TrendRow
 from hookaido.server.admin_common import invalid_query, query_param, query_route, query_time
 from hookaido.server.envelope_json import render_time
 from hookaido.server.jsonbody import APIError, answer_json, parse_api_duration, render_duration
 
 CAPTURE_INTERVAL = timedelta(minutes=1)
-MAX_ROWS = 200_000
+MAX_ROWS = TREND_ROW_LIMIT
 TRACKED_STATES = ("queued", "leased", "dead")
 ALERT_ORDER = (
     "sampling_stale",
@@ -27,31 +27,14 @@ ALERT_ORDER = (
 )
 
 
-@dataclass(frozen=True)
-class TrendRow:
-    """Counts at one capture; ``route``/``target`` are None on the global row."""
-
-    captured_at: datetime
-    queued: int
-    leased: int
-    dead: int
-    route: str | None = None
-    target: str | None = None
-
-    @property
-    def total(self) -> int:
-        return self.queued + self.leased + self.dead
-
-
 class TrendRecorder:
-    """Keeps backlog snapshots in memory: one global row plus one row per (route, target).
+    """Records backlog snapshots: one global row plus one row per (route, target).
 
-    ``start()`` captures once and then every minute on a daemon thread; ``stop()`` ends it.
-    At most 200 000 rows are kept, the oldest dropped first.
+    The rows go to the queue store when it keeps trend history (``sqlite``: they survive a
+    restart), else to process memory. ``start()`` captures once and then every minute on a
+    daemon thread; ``stop()`` ends it. At most 200 000 rows are kept, the oldest dropped first.
     """
 
-    # Limitation: snapshots live in this process's memory only, so the trend history starts
-    # again after a restart instead of being kept by the queue store.
     def __init__(self, backend, clock: Callable[[], datetime] | None = None):
         self.backend = backend
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -78,16 +61,27 @@ class TrendRecorder:
             totals[2] += dead
             rows.append(TrendRow(now, queued, leased, dead, route, target))
         rows[0] = TrendRow(now, *totals)
+        if self.backend.keeps_backlog_trends:
+            try:
+                self.backend.record_backlog_trends(rows)
+            except QueueError as error:
+                event("backlog_trend_capture_failed", level="warn", error=str(error))
+            return
         with self._lock:
             self._rows.extend(rows)
+
+    def _rows_between(self, since: datetime, until: datetime) -> list[TrendRow]:
+        if self.backend.keeps_backlog_trends:
+            return self.backend.backlog_trends(since, until)
+        with self._lock:
+            return [row for row in self._rows if since <= row.captured_at <= until]
 
     def samples(
         self, since: datetime, until: datetime, route: str | None = None, target: str | None = None
     ) -> list[TrendRow]:
         """Rows captured in ``[since, until]``, oldest first: the global rows without a filter,
         else the matching (route, target) rows summed per capture time."""
-        with self._lock:
-            rows = [row for row in self._rows if since <= row.captured_at <= until]
+        rows = self._rows_between(since, until)
         if route is None and target is None:
             return [row for row in rows if row.route is None]
         summed: dict[datetime, list[int]] = {}
@@ -220,7 +214,12 @@ def _query_span(req, name: str, default: timedelta) -> timedelta:
 
 def health_signals(recorder, settings, now: datetime) -> dict:
     """The ``trend_signals`` of health details: the global rows of the configured window."""
-    samples = recorder.samples(now - settings.window, now) if recorder is not None else []
+    samples: list[TrendRow] = []
+    if recorder is not None:
+        try:
+            samples = recorder.samples(now - settings.window, now)
+        except QueueError:
+            samples = []  # a store that cannot be read reports stale sampling
     return trend_signals(samples, settings, settings.window, now)
 
 

@@ -94,3 +94,30 @@ def test_retained_bytes_are_counted_in_utf8(start):
     assert nacked.status == 204
     assert store["retained_bytes_by_state"]["dead"] == 46
     assert store["memory_pressure"]["retained_bytes"] == 46
+
+
+# -- §10 backlog trend snapshots ----------------------------------------------------------
+
+
+def test_sqlite_keeps_backlog_trend_snapshots_across_a_restart(start):
+    node = start("sqlite")
+    node.publish({"id": "job-1"})
+    node.process.stop()
+
+    node.process.start()
+    trends = node.admin("GET", "/backlog/trends")
+
+    # one snapshot at each start-up; the one taken before the restart is still there
+    assert trends.status == 200, trends.body
+    assert trends.json()["sample_count"] == 2
+    assert node.health()["queue"]["trend_signals"]["sample_count"] == 2
+
+
+def test_memory_backlog_trends_start_again_with_the_process(start):
+    node = start("memory")
+    node.process.stop()
+
+    node.process.start()
+    trends = node.admin("GET", "/backlog/trends")
+
+    assert trends.json()["sample_count"] == 1

@@ -7,10 +7,11 @@ import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 
+import hookaido_backend_sqlite.store as sqlite_store
 import pytest
 from hookaido_backend_sqlite import LATEST_VERSION, SQLiteBackend
 
-from hookaido.queue import BackendSettings, Envelope, MessageFilter, SchemaTooNew
+from hookaido.queue import BackendSettings, Envelope, MessageFilter, SchemaTooNew, TrendRow
 
 TTL = timedelta(seconds=30)
 NOW = datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
@@ -359,3 +360,39 @@ def test_lease_ids_of_a_batch_are_16_hex_digits_and_settle_their_own_items(path)
         }
     finally:
         backend.close()
+
+
+def test_backlog_trend_rows_survive_a_reopen(path):
+    later = NOW + timedelta(minutes=1)
+    backend = open_backend(path)
+    backend.record_backlog_trends([TrendRow(NOW, 2, 1, 0), TrendRow(NOW, 2, 1, 0, "/r", "pull")])
+    backend.close()
+
+    reopened = open_backend(path)
+    try:
+        reopened.record_backlog_trends([TrendRow(later, 0, 0, 3)])
+        rows = reopened.backlog_trends(NOW, later)
+        assert reopened.backlog_trends(later, later) == [TrendRow(later, 0, 0, 3)]
+    finally:
+        reopened.close()
+
+    assert reopened.keeps_backlog_trends is True
+    assert rows == [
+        TrendRow(NOW, 2, 1, 0),
+        TrendRow(NOW, 2, 1, 0, "/r", "pull"),
+        TrendRow(later, 0, 0, 3),
+    ]
+
+
+def test_backlog_trend_history_keeps_the_newest_rows(path, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "TREND_ROW_LIMIT", 3)
+    backend = open_backend(path)
+    try:
+        for minute in range(5):
+            backend.record_backlog_trends([TrendRow(NOW + timedelta(minutes=minute), minute, 0, 0)])
+
+        kept = backend.backlog_trends(NOW, NOW + timedelta(hours=1))
+    finally:
+        backend.close()
+
+    assert [row.queued for row in kept] == [2, 3, 4]

@@ -86,9 +86,26 @@ def _index_live_leases_only(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_backlog_trends(db: sqlite_utils.Database) -> None:
+    """Backlog trend snapshots, so that their history survives a restart like the messages.
+    The global row of a snapshot has NULL route and target."""
+    db["backlog_trends"].create(
+        {
+            "captured_at": int,  # Unix nanoseconds
+            "route": str,
+            "target": str,
+            "queued": int,
+            "leased": int,
+            "dead": int,
+        },
+        not_null={"captured_at", "queued", "leased", "dead"},
+    )
+    db["backlog_trends"].create_index(["captured_at"], index_name="backlog_trends_captured")
+
+
 # Index i holds the migration that produces version i + 1. Append only; never edit a
 # migration that has shipped.
-MIGRATIONS = (_create_base_tables, _index_live_leases_only)
+MIGRATIONS = (_create_base_tables, _index_live_leases_only, _add_backlog_trends)
 LATEST_VERSION = len(MIGRATIONS)
 
 

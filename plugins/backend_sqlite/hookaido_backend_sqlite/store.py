@@ -25,11 +25,13 @@ from hookaido.queue.errors import (
 )
 from hookaido.queue.model import (
     STATES,
+    TREND_ROW_LIMIT,
     Attempt,
     BucketStats,
     Envelope,
     LeaseResult,
     Stats,
+    TrendRow,
     new_lease_ids,
     new_lease_prefix,
 )
@@ -212,6 +214,19 @@ class SQLiteBackend(BackendBase):
     )
     NEXT_AT = (
         "SELECT MIN(next_run_at) FROM queue_items WHERE route = ? AND target = ? AND state = ?"
+    )
+    INSERT_TREND = (
+        "INSERT INTO backlog_trends (captured_at, route, target, queued, leased, dead)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    # Rows are only ever appended and trimmed from the oldest end, so rowids follow capture
+    # order and the newest ``?`` rows are the ones with the highest rowids.
+    TRIM_TRENDS = (
+        "DELETE FROM backlog_trends WHERE rowid <= (SELECT MAX(rowid) FROM backlog_trends) - ?"
+    )
+    SELECT_TRENDS = (
+        "SELECT captured_at, queued, leased, dead, route, target FROM backlog_trends"
+        " WHERE captured_at BETWEEN ? AND ? ORDER BY captured_at, rowid"
     )
     INSERT_ATTEMPT = (
         f"INSERT OR REPLACE INTO delivery_attempts ({ATTEMPT_COLUMNS}) VALUES ({_marks([0] * 10)})"
@@ -926,6 +941,28 @@ class SQLiteBackend(BackendBase):
             ATTEMPT_COLUMNS, "delivery_attempts", "created_at", clauses, params, selector.limit
         )
         return [attempt_from_row(row) for row in rows]
+
+    # -- backlog trend history ----------------------------------------------------------------
+
+    keeps_backlog_trends = True
+
+    @_store_errors
+    def record_backlog_trends(self, rows: list[TrendRow]) -> None:
+        values = [
+            (to_ns(row.captured_at), row.route, row.target, row.queued, row.leased, row.dead)
+            for row in rows
+        ]
+        with self._transaction() as conn:
+            conn.executemany(self.INSERT_TREND, values)
+            conn.execute(self.TRIM_TRENDS, [TREND_ROW_LIMIT])
+
+    @_store_errors
+    def backlog_trends(self, since: datetime, until: datetime) -> list[TrendRow]:
+        found = self._reader().execute(self.SELECT_TRENDS, [to_ns(since), to_ns(until)])
+        return [
+            TrendRow(from_ns(captured), queued, leased, dead, route, target)
+            for captured, queued, leased, dead, route, target in found
+        ]
 
     # -- retention --------------------------------------------------------------------------
 
