@@ -1,12 +1,16 @@
 """Built-in ``auth forward``: ask an HTTP service whether to accept each webhook.
 
 A 2xx answer allows, 401/403 is passed back to the sender, and anything else (another
-status, a refused connection, a timeout) refuses with 503: it never fails open.
+status, a refused connection, a timeout) refuses with 503: it never fails open. The timeout
+bounds the whole call, so a service that trickles its answer is cut off like a silent one.
 """
 
+import socket
+import threading
 from datetime import timedelta
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from hookaido.auth import InboundRequest, Verdict
 from hookaido.errors import ConfigError
@@ -50,6 +54,87 @@ def register_auth(register):
     register("forward", ForwardVerifier.from_options, schema=SCHEMA)
 
 
+class Deadline:
+    """The end of one call: once it passes, the socket the call uses is shut down, which ends
+    any read still waiting on the service. ``stop()`` says whether the call made it in time;
+    after it, the deadline touches nothing, so the connection can go back to the pool."""
+
+    def __init__(self, seconds: float):
+        self._lock = threading.Lock()
+        self._sock = None
+        self._stopped = False
+        self.passed = False
+        self._timer = threading.Timer(seconds, self._pass)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.passed:
+                _shut(sock)
+
+    def stop(self) -> bool:
+        self._timer.cancel()
+        with self._lock:
+            self._stopped = True
+            return not self.passed
+
+    def _pass(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self.passed = True
+            if self._sock is not None:
+                _shut(self._sock)
+
+
+def _shut(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+_call = threading.local()  # the Deadline of the call this thread is making, if any
+
+
+def _watch(sock) -> None:
+    deadline = getattr(_call, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
+
+
+class _WatchedConnection:
+    """Hands its socket to the calling thread's ``Deadline``: a new one once connected, a
+    pooled one when a request starts on it. The socket is held, not the connection, because
+    an answer with ``Connection: close`` detaches it from the connection while it is read."""
+
+    def connect(self):
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args, **kwargs):
+        _watch(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 def _clean_path(raw: str) -> str:
     segments: list[str] = []
     for segment in raw.split("/"):
@@ -84,12 +169,14 @@ class ForwardVerifier:
         self.url = url
         self.copy_headers = tuple(copy_headers)
         self.body_limit = body_limit or None  # 0 and off both mean the whole body
+        self.timeout = timeout.total_seconds()
         self.pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(total=timeout.total_seconds()),
+            timeout=urllib3.Timeout(total=self.timeout),
             retries=False,
             maxsize=8,
             block=False,
         )
+        self.pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     @classmethod
     def from_options(cls, options: dict, context) -> "ForwardVerifier":
@@ -118,27 +205,22 @@ class ForwardVerifier:
         if self.body_limit is not None:
             body = body[: self.body_limit]
 
+        deadline = Deadline(self.timeout)
+        _call.deadline = deadline
         try:
-            response = self.pool.request(
-                request.method,
-                self.url,
-                body=body,
-                headers=headers,
-                redirect=False,
-                preload_content=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            return self._unavailable(f"transport: {type(exc).__name__}")
-        try:
-            response.read(RESPONSE_READ_LIMIT)
-            reusable = not response.read(1)
-        except urllib3.exceptions.HTTPError as exc:
-            response.close()
-            return self._unavailable(f"transport: {type(exc).__name__}")
-        if reusable:
-            response.release_conn()
-        else:
-            response.close()  # a long answer body is not worth reading to the end
+            response, whole, failure = self._call(request.method, body, headers)
+        finally:
+            _call.deadline = None
+            in_time = deadline.stop()
+        if response is not None:
+            if in_time and whole:
+                response.release_conn()
+            else:
+                response.close()  # cut by the deadline, or a long body not worth reading
+        if not in_time:
+            return self._unavailable(f"timeout after {self.timeout:g}s")
+        if failure is not None:
+            return self._unavailable(f"transport: {failure}")
 
         status = response.status
         if 200 <= status < 300:
@@ -150,6 +232,28 @@ class ForwardVerifier:
                 "the authorization service forbids the request", status=403, code="forbidden"
             )
         return self._unavailable(f"status {status}")
+
+    def _call(self, method: str, body: bytes, headers: dict):
+        """``(response, whole, None)`` once at most 64 KiB of the answer's body are read
+        (``whole``: nothing was left), or ``(None, False, error name)``."""
+        try:
+            response = self.pool.request(
+                method,
+                self.url,
+                body=body,
+                headers=headers,
+                redirect=False,
+                preload_content=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            return None, False, type(exc).__name__
+        try:
+            response.read(RESPONSE_READ_LIMIT)
+            whole = not response.read(1)
+        except urllib3.exceptions.HTTPError as exc:
+            response.close()
+            return None, False, type(exc).__name__
+        return response, whole, None
 
     def _copied(self, response) -> dict[str, str]:
         copied = {}

@@ -6,6 +6,8 @@ values end as ``401 unauthorized``, never as a 500 or a 503."""
 import base64
 import hashlib
 import hmac
+import socket
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -345,3 +347,108 @@ def test_canonical_mode_picks_the_version_valid_at_the_signed_timestamp(
 @pytest.mark.parametrize(("secret", "status"), [(OLD_SECRET, 401), (NEW_SECRET, 202)])
 def test_a_provider_uses_the_version_valid_on_arrival(secret, status, post):
     assert post("github-rotation", BODY, github(BODY, secret))[0] == status
+
+
+# -- forward auth: the timeout bounds the whole call ----------------------------------------
+
+FORWARD_CONFIG = """
+ingress {{ listen 127.0.0.1:{ports.ingress} }}
+pull_api {{ listen 127.0.0.1:{ports.pull}; auth token raw:auth-spec-token }}
+admin_api {{ listen 127.0.0.1:{ports.admin} }}
+/partners {{
+  auth forward "http://127.0.0.1:{service}/check" {{ timeout 500ms; copy_headers X-Tenant }}
+  pull {{ path /partners }}
+}}
+"""
+
+
+class TricklingService:
+    """An authorization service on loopback that allows every call, answering at the pace
+    the call's ``X-Pace`` header asks for: ``prompt``, ``slow-head`` (one header line every
+    0.2 s) or ``slow-body`` (one body byte every 0.2 s); each answer takes about 2 s."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection):
+        with connection:
+            connection.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                request += chunk
+            pace = b"prompt"
+            for line in request.split(b"\r\n"):
+                if line.lower().startswith(b"x-pace:"):
+                    pace = line.split(b":", 1)[1].strip()
+            try:
+                if pace == b"slow-head":
+                    connection.sendall(b"HTTP/1.1 200 OK\r\n")
+                    for number in range(10):
+                        time.sleep(0.2)
+                        connection.sendall(b"X-Tenant: part-%d\r\n" % number)
+                    connection.sendall(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                elif pace == b"slow-body":
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nX-Tenant: acme\r\nContent-Length: 10\r\n"
+                        b"Connection: close\r\n\r\n"
+                    )
+                    for _ in range(10):
+                        time.sleep(0.2)
+                        connection.sendall(b"x")
+                else:
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nX-Tenant: acme\r\nContent-Length: 0\r\n"
+                        b"Connection: close\r\n\r\n"
+                    )
+            except OSError:
+                return
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.fixture
+def trickling_service():
+    service = TricklingService()
+    yield service
+    service.close()
+
+
+@pytest.mark.parametrize(
+    ("pace", "status", "code"),
+    [
+        ("prompt", 202, None),
+        ("slow-head", 503, "auth_unavailable"),
+        ("slow-body", 503, "auth_unavailable"),
+    ],
+)
+def test_forward_auth_that_answers_past_its_timeout_fails_closed(
+    pace, status, code, hookaido_process, ports, http, trickling_service
+):
+    service = trickling_service.port
+    hookaido_process(FORWARD_CONFIG.format(ports=ports, service=service)).start()
+    started = time.monotonic()
+
+    reply = http("POST", f"http://127.0.0.1:{ports.ingress}/partners", b"{}", {"X-Pace": pace})
+    took = time.monotonic() - started
+    stored = http(
+        "GET", f"http://127.0.0.1:{ports.admin}/messages?route=/partners&include_headers=1"
+    ).json()["items"]
+
+    assert reply.status == status
+    assert reply.json().get("code") == code
+    assert took < 1.5
+    assert [item["headers"]["X-Tenant"] for item in stored] == (["acme"] if code is None else [])
