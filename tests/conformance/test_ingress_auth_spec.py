@@ -60,7 +60,13 @@ secrets {{
     valid_from "{rfc3339(rotated_at)}"
   }}
 }}
-{routes}"""
+{routes}
+/basic {{
+  auth basic alice "p\u00e4 ss:word"
+  auth basic bob hunter2
+  pull {{ path /basic }}
+}}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -347,6 +353,57 @@ def test_canonical_mode_picks_the_version_valid_at_the_signed_timestamp(
 @pytest.mark.parametrize(("secret", "status"), [(OLD_SECRET, 401), (NEW_SECRET, 202)])
 def test_a_provider_uses_the_version_valid_on_arrival(secret, status, post):
     assert post("github-rotation", BODY, github(BODY, secret))[0] == status
+
+
+# -- basic auth ------------------------------------------------------------------------------
+
+
+def basic(credentials: bytes) -> dict:
+    return {"Authorization": b"Basic " + base64.b64encode(credentials)}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        basic("alice:p\u00e4 ss:word".encode()),
+        basic(b"bob:hunter2"),
+        {"Authorization": b"bAsIc Ym9iOmh1bnRlcjI="},
+    ],
+    ids=["utf-8 password with a colon", "plain", "scheme in any case"],
+)
+def test_basic_credentials_are_accepted_and_never_stored(headers, post, stored):
+    answer = post("basic", BODY, headers)
+
+    assert answer == (202, {"status": "queued"})
+    assert "Authorization" not in stored("basic")[0]["headers"]
+
+
+BAD_BASIC = {
+    "missing": {},
+    "empty": {"Authorization": b""},
+    "scheme only": {"Authorization": b"Basic"},
+    "bearer": {"Authorization": b"Bearer Ym9iOmh1bnRlcjI="},
+    "not base64": {"Authorization": b"Basic !!not-base64!!"},
+    "unpadded base64": {"Authorization": b"Basic " + base64.b64encode(b"bob:hunter").rstrip(b"=")},
+    "no colon": basic(b"bobhunter2"),
+    "non-ascii header": {"Authorization": b"Basic \xe9\xe9\xe9\xe9"},
+    "latin-1 password": basic("alice:p\u00e4 ss:word".encode("latin-1")),
+    "wrong password": basic(b"bob:hunter3"),
+    "unknown user": basic(b"mallory:hunter2"),
+    "empty user": basic(b":hunter2"),
+    "user only": basic(b"bob:"),
+    "huge": {"Authorization": b"Basic " + b"QUFB" * 50_000},
+}
+
+
+@pytest.mark.parametrize("headers", BAD_BASIC.values(), ids=BAD_BASIC.keys())
+def test_malformed_or_wrong_basic_credentials_are_unauthorized(headers, post, stored):
+    before = len(stored("basic"))
+
+    status, answer = post("basic", BODY, headers)
+
+    assert (status, answer["code"]) == (401, "unauthorized")
+    assert len(stored("basic")) == before
 
 
 # -- forward auth: the timeout bounds the whole call ----------------------------------------
