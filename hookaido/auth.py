@@ -23,7 +23,7 @@ class InboundRequest:
     """
 
     method: str
-    path: str  # the raw request path, before cleaning
+    path: str  # the request path before cleaning; bytes that are not UTF-8 as surrogate escapes
     query: str  # the raw query string, without "?"
     headers: dict[str, str]
     body: bytes
@@ -36,6 +36,11 @@ class InboundRequest:
             if key.lower() == wanted:
                 return value
         return default
+
+
+def path_bytes(path: str) -> bytes:
+    """The bytes of a request path as sent (see ``InboundRequest.path``)."""
+    return path.encode("utf-8", "surrogateescape")
 
 
 def header_bytes(value: str) -> bytes:

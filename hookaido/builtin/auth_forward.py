@@ -12,7 +12,7 @@ from datetime import timedelta
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from hookaido.auth import InboundRequest, Verdict
+from hookaido.auth import InboundRequest, Verdict, path_bytes
 from hookaido.errors import ConfigError
 from hookaido.hookspecs import hookimpl
 from hookaido.observability.log import event
@@ -199,7 +199,7 @@ class ForwardVerifier:
             for name, value in request.headers.items()
             if name.lower() not in NOT_FORWARDED
         }
-        headers["X-Hookaido-Original-Path"] = _clean_path(request.path)
+        headers["X-Hookaido-Original-Path"] = path_bytes(_clean_path(request.path))
         headers["X-Hookaido-Original-Method"] = request.method
         body = request.body
         if self.body_limit is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from hookaido.auth import AuthContext, InboundRequest, Verdict
+from hookaido.auth import AuthContext, InboundRequest, Verdict, path_bytes
 from hookaido.config.model import Config, Route
 from hookaido.errors import ConfigError
 from hookaido.observability import log
@@ -215,7 +215,8 @@ class IngressResource:
         try:
             verdict = verifier.verify(request)
         except Exception as exc:
-            event("auth_verifier_failed", level="error", path=request.path, error=str(exc))
+            path = path_bytes(request.path).decode("utf-8", "replace")
+            event("auth_verifier_failed", level="error", path=path, error=str(exc))
             raise Refusal(503, "auth_unavailable", "authentication is unavailable", "auth") from exc
         if not verdict.allowed:
             raise Refusal(
@@ -319,10 +320,21 @@ def _remote_addr(req) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _request_path(req) -> str:
+    """The request path as sent: UTF-8 text, with any byte that is not UTF-8 kept as a
+    surrogate escape (falcon's ``req.path`` turns those into U+FFFD, which no sender
+    signed)."""
+    raw = req.env.get("PATH_INFO") or "/"
+    try:
+        return raw.encode("latin-1").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return req.path
+
+
 def _inbound(req, raw_headers, body: bytes) -> InboundRequest:
     return InboundRequest(
         method=req.method,
-        path=req.path,
+        path=_request_path(req),
         query=req.query_string,
         headers={canonical_header_name(name): value for name, value in raw_headers.items()},
         body=body,

@@ -328,6 +328,26 @@ def test_the_nonce_limit_counts_the_bytes_sent(nonce, status, post):
     assert post("canonical", BODY, headers)[0] == status
 
 
+@pytest.mark.parametrize(
+    ("sent", "signed"),
+    [
+        ("/canonical/caf%C3%A9/%E2%82%AC", "/canonical/caf\u00e9/\u20ac".encode()),
+        ("/canonical/%E9t%E9", b"/canonical/\xe9t\xe9"),
+        ("/canonical//a/./b/../c/?q=1", b"/canonical/a/c"),
+    ],
+    ids=["utf-8", "not utf-8", "uncleaned with query"],
+)
+def test_the_canonical_path_is_signed_as_the_bytes_of_the_cleaned_path(sent, signed, http, node):
+    now = str(int(time.time()))
+    message = b"\n".join([now.encode(), b"POST", signed, hashlib.sha256(BODY).hexdigest().encode()])
+    headers = {"X-Timestamp": now, "X-Nonce": uuid.uuid4().hex}
+    headers["X-Signature"] = digest(SECRET, message).hex()
+
+    reply = http("POST", f"http://127.0.0.1:{node.ingress}{sent}", BODY, headers)
+
+    assert (reply.status, reply.json()) == (202, {"status": "queued"})
+
+
 # -- secret rotation through the secrets block ----------------------------------------------
 
 
@@ -427,6 +447,7 @@ class TricklingService:
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        self.heads: list[bytes] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -446,6 +467,7 @@ class TricklingService:
                 if not chunk:
                     return
                 request += chunk
+            self.heads.append(request.split(b"\r\n\r\n")[0])
             pace = b"prompt"
             for line in request.split(b"\r\n"):
                 if line.lower().startswith(b"x-pace:"):
@@ -509,3 +531,20 @@ def test_forward_auth_that_answers_past_its_timeout_fails_closed(
     assert reply.json().get("code") == code
     assert took < 1.5
     assert [item["headers"]["X-Tenant"] for item in stored] == (["acme"] if code is None else [])
+
+
+def test_forward_auth_sees_the_original_path_as_utf_8(
+    hookaido_process, ports, http, trickling_service
+):
+    config = FORWARD_CONFIG.format(ports=ports, service=trickling_service.port)
+    hookaido_process(config).start()
+
+    reply = http("POST", f"http://127.0.0.1:{ports.ingress}/partners/caf%C3%A9/%E2%82%AC", b"{}")
+    [head] = trickling_service.heads
+    seen = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+    }
+
+    assert (reply.status, reply.json()) == (202, {"status": "queued"})
+    assert seen[b"x-hookaido-original-path"] == "/partners/caf\u00e9/\u20ac".encode()

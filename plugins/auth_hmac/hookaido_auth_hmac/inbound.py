@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 
 from hookaido import nonces
-from hookaido.auth import InboundRequest, Verdict, header_bytes
+from hookaido.auth import InboundRequest, Verdict, header_bytes, path_bytes
 from hookaido.observability.log import event
 from hookaido_auth_hmac.keyring import Keyring, epoch
 
@@ -159,14 +159,14 @@ class CanonicalVerifier(HmacVerifier):
         if given is None:
             return self.refuse("sig_hex_decode_error", f"{self.signature_header} is not hex")
 
-        message = "\n".join(
+        message = b"\n".join(
             (
-                timestamp,
-                request.method,
-                clean_path(request.path),
-                hashlib.sha256(request.body).hexdigest(),
+                timestamp.encode(),
+                request.method.encode(),
+                path_bytes(clean_path(request.path)),
+                hashlib.sha256(request.body).hexdigest().encode(),
             )
-        ).encode()
+        )
         if not matches_any(self.keys_at(signed_at), message, [given]):
             return self.refuse("no_secret_matched", "signature does not match")
 
