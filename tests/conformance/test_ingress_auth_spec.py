@@ -25,7 +25,7 @@ ROTATED_AGO = timedelta(minutes=10)
 ROUTES = {
     "github": "provider github; secret raw:s3cr3t",
     "gitea": "provider gitea; secret raw:s3cr3t",
-    "stripe": "provider stripe; secret raw:whsec_stripe_current raw:whsec_stripe_previous",
+    "stripe": "provider stripe; secret " + " ".join(f"raw:{s.decode()}" for s in STRIPE_SECRETS),
     "cituro": "provider cituro; secret raw:s3cr3t",
     "shopify": "provider shopify; secret raw:s3cr3t",
     "slack": "provider slack; secret raw:s3cr3t",
