@@ -20,11 +20,14 @@ __all__ = ["parse_api_duration", "render_duration"]
 class APIError(Exception):
     """An answer with ``status`` and a JSON body ``{"code", "detail", **extra}``."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any):
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict | None = None, **extra: Any
+    ):
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
     def body(self) -> dict:
@@ -50,6 +53,8 @@ def http_error_as_api_error(error: falcon.HTTPError) -> APIError:
 def answer_error(resp: falcon.Response, error: APIError) -> None:
     resp.status = error.status
     resp.content_type = "application/json"
+    for name, value in error.headers.items():
+        resp.set_header(name, value)
     resp.text = json.dumps(error.body())
 
 

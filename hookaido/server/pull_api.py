@@ -38,6 +38,12 @@ PULL_TARGET = "pull"
 BATCH_HARD_CAP = 100
 # Long-polls and streams wait in slices this long so a departed client is noticed promptly.
 WAIT_SLICE_SECONDS = 0.25
+# Long-polls and streams waiting at once: each holds a request thread, and the listener has
+# SETTLE_THREADS more, so that acks, nacks and extends never queue behind waiting workers.
+# A long-poll past the limit is answered at once; a stream past it gets 503 and Retry-After.
+WAITING_LIMIT = 112
+SETTLE_THREADS = 16
+STREAM_RETRY_AFTER_SECONDS = 5
 UNKNOWN_ROUTE = "_unknown"
 
 
@@ -98,10 +104,11 @@ class LeaseBook:
 class PullAPI:
     """Answers every request of the Pull API from one sink, in the documented check order."""
 
-    def __init__(self, runtime):
+    def __init__(self, runtime, waiting_limit: int = WAITING_LIMIT):
         self.runtime = runtime
         metrics = runtime.metrics
         self.leases = LeaseBook(metrics.pull_lease_active) if metrics is not None else None
+        self.waiting = threading.BoundedSemaphore(waiting_limit)
 
     # -- dispatch -----------------------------------------------------------------------
 
@@ -187,12 +194,18 @@ class PullAPI:
         if settings.max_wait is not None:
             max_wait = min(max_wait, settings.max_wait)
 
+        waits = max_wait > timedelta(0) and self.waiting.acquire(blocking=False)
+        if not waits:
+            max_wait = timedelta(0)  # nothing to wait for, or every waiting place is taken
         try:
             leased = self._lease_waiting(req, route.path, batch, lease_ttl, max_wait)
         except QueueError:
             raise APIError(503, "store_unavailable", "the queue store is unavailable") from None
         except OverflowError:
             raise invalid_body("lease_ttl puts the lease deadline out of range") from None
+        finally:
+            if waits:
+                self.waiting.release()
 
         answer_json(resp, {"items": dequeue_items(leased)})
 
@@ -333,13 +346,21 @@ class PullAPI:
         batch = _query_batch(req.get_param("batch"), settings.max_batch)
         lease_ttl = _query_lease_ttl(req.get_param("lease_ttl"), settings)
 
+        if not self.waiting.acquire(blocking=False):
+            raise APIError(
+                503,
+                "stream_limit",
+                "too many streams and long-polls are open on this listener; retry later",
+                headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
+            )
         resp.status = 200
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
         if not _served_by_waitress(req.env):
             resp.set_header("Connection", "keep-alive")  # waitress: see KeepAliveStreams
-        resp.stream = self._events(req, route.path, batch, lease_ttl, settings)
+        events = self._events(req, route.path, batch, lease_ttl, settings)
+        resp.stream = _Releasing(events, self.waiting.release)
 
     def _events(self, req, route: str, batch: int, ttl: timedelta, settings):
         metrics = self.runtime.metrics
@@ -517,6 +538,27 @@ def _sse_message(envelope) -> bytes:
 
 # -- the app ---------------------------------------------------------------------------
 
+
+class _Releasing:
+    """An SSE body that gives its waiting place back once the server closes it, even when
+    the client left before the first event was asked for."""
+
+    def __init__(self, events, release):
+        self._events = events
+        self._release = release
+
+    def __iter__(self):
+        return self._events
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        try:
+            self._events.close()
+        finally:
+            if release is not None:
+                release()
+
+
 SSE_MEDIA_TYPE = "text/event-stream"
 # How many closures deep to look for waitress's task behind wrapped start_response callables.
 START_RESPONSE_DEPTH = 4
@@ -575,9 +617,9 @@ def _waitress_task(function, depth: int):
     return None
 
 
-def make_pull_app(runtime):
+def make_pull_app(runtime, waiting_limit: int = WAITING_LIMIT):
     """The Pull API as a WSGI app; paths arrive without the configured prefix."""
     app = falcon.App()
-    app.add_sink(PullAPI(runtime), prefix="/")
+    app.add_sink(PullAPI(runtime, waiting_limit), prefix="/")
     app.add_error_handler(Exception, unexpected_error_handler("pull_api_internal_error"))
     return KeepAliveStreams(app)

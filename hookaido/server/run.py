@@ -22,14 +22,19 @@ from hookaido.observability.metrics import Metrics
 from hookaido.plugins import registry as plugin_registry
 from hookaido.queue import BackendSettings, Retention
 from hookaido.runtime import Generation, Runtime
-from hookaido.server import ingress
+from hookaido.server import ingress, pull_api
 from hookaido.server.listeners import STOP_GRACE, Mount, PrefixRouter, make_server
 
 WATCH_INTERVAL = 0.2
 # Request threads per listener, by the busiest component it serves. An ingress request waits
 # for the group commit that makes its webhook durable, and every waiting thread's webhook
-# joins the next commit: more threads, larger groups, fewer syncs per webhook.
-THREADS = {"ingress": 64, "pull_api": 32, "admin_api": 16}
+# joins the next commit: more threads, larger groups, fewer syncs per webhook. Each Pull API
+# long-poll or stream holds a thread while it waits; a share is kept for the other calls.
+THREADS = {
+    "ingress": 64,
+    "pull_api": pull_api.WAITING_LIMIT + pull_api.SETTLE_THREADS,
+    "admin_api": 16,
+}
 BODY_CAP_FLOOR = 8 * 1024 * 1024
 
 

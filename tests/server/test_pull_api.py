@@ -42,10 +42,11 @@ def pull_config(**pull_api) -> Config:
 class PullServer(LoopbackServer):
     """The Pull API over a real backend, with a tiny HTTP client."""
 
-    def __init__(self, config: Config, backend, metrics=None):
+    def __init__(self, config: Config, backend, metrics=None, waiting_limit=4):
         self.backend = backend
         self.runtime = Runtime(Generation(config, secrets=SECRETS), backend, registry(), metrics)
-        super().__init__(make_pull_app(self.runtime), threads=6, channel_request_lookahead=1)
+        app = make_pull_app(self.runtime, waiting_limit)
+        super().__init__(app, threads=waiting_limit + 2, channel_request_lookahead=1)
 
     def call(self, method, path, body=None, token="global-token", headers=None, raw=None):
         sent = dict(headers or {})
@@ -843,6 +844,38 @@ def read_event(response) -> list[str]:
         if line in ("\n", ""):
             return lines
         lines.append(line.rstrip("\n"))
+
+
+def test_streams_past_the_waiting_limit_get_503_and_acks_still_answer(serve):
+    server = serve()  # 4 waiting places, 6 threads
+    server.enqueue()
+    item = lease_one(server)
+    streams = [open_stream(server) for _ in range(4)]
+
+    status, answer, response = server.call("GET", "/github/stream")
+    ack_status, _, _ = server.call("POST", "/github/ack", {"lease_id": item["lease_id"]})
+    started = time.monotonic()
+    poll_status, poll_answer, _ = server.call("POST", "/github/dequeue", {"max_wait": "5s"})
+    polled_in = time.monotonic() - started
+
+    assert (status, answer["code"]) == (503, "stream_limit")
+    assert response.getheader("Retry-After") == "5"
+    assert ack_status == 204
+    assert (poll_status, poll_answer, polled_in < 1) == (200, {"items": []}, True)
+
+    connection, _ = streams.pop()
+    connection.sock.close()
+    connection.close()
+    deadline = time.monotonic() + 5
+    while True:
+        reopened, response = open_stream(server)
+        if response.status == 200:
+            break
+        reopened.close()
+        assert time.monotonic() < deadline, "a closed stream never gave its place back"
+        time.sleep(0.1)
+    for connection, _ in [*streams, (reopened, response)]:
+        connection.close()
 
 
 def test_stream_delivers_a_webhook_as_a_message_event(serve):
