@@ -272,6 +272,17 @@ def _inner(block: Tree) -> list:
     return block.children[1:-1]
 
 
+def _placeholder_hint(block: Tree) -> str:
+    """For a block that holds a single word, such as ``{evn.TOKEN}``: most likely a mistyped
+    placeholder, which the lexer could not tell from a block."""
+    from hookaido.config.placeholders import KNOWN_FORMS
+
+    words = [token for token in _inner(block) if isinstance(token, Token)]
+    if len(words) != 1 or words[0].type != "WORD" or len(_inner(block)) != 1:
+        return ""
+    return f' (is "{{{words[0].value}}}" a mistyped placeholder? Placeholders are {KNOWN_FORMS})'
+
+
 class _Builder:
     def __init__(self, file: str, text: str, registry):
         self.file = file
@@ -582,7 +593,10 @@ class _Builder:
         """Parse one directive; return it, its duplicate-detection key and repeatability."""
         name = cursor.take()
         if _is_block(name):
-            raise self.fail(f'unexpected "{{" in {context}; expected a directive name', name)
+            raise self.fail(
+                f'unexpected "{{" in {context}; expected a directive name{_placeholder_hint(name)}',
+                name,
+            )
         spec = table.get(name.value) if name.type == "WORD" else None
         if spec is None and table is d.QUEUE and name.type == "WORD":
             spec = self.plugin_tables().backend_options.get(name.value)

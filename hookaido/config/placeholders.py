@@ -8,6 +8,10 @@ from hookaido.config.ast import Directive, Document, Value
 from hookaido.errors import ConfigError, Location
 
 _START = re.compile(r"\{(\$|env\.|file\.|vars\.)")
+# ``{evn.TOKEN}``, ``{ENV.PW}``, ``{var.BASE}``: braces around a word with a dot that is not one
+# of the known forms, most likely a mistyped placeholder that would otherwise stay literal.
+_LOOKALIKE = re.compile(r"\{(?!\$|env\.|file\.|vars\.)[A-Za-z_][A-Za-z0-9_]*\.[^{}\s]*\}")
+KNOWN_FORMS = "{env.NAME}, {$NAME}, {$NAME:default}, {file.PATH} and {vars.NAME}"
 
 
 class PlaceholderError(ConfigError):
@@ -186,6 +190,12 @@ def _resolve_directive(directive: Directive, variables: _Vars, environ, problems
 
 
 def _resolve_value(value: Value, variables: _Vars, environ, problems: _Problems) -> None:
+    for lookalike in _LOOKALIKE.findall(value.text):
+        problems.warn(
+            value.location,
+            f'"{lookalike}" is not a placeholder and is kept as written'
+            f" (placeholders are {KNOWN_FORMS})",
+        )
     written = copy.copy(value)
     errors_before = len(problems.errors)
     filled = _fill_in(value, variables, environ, problems)

@@ -151,3 +151,31 @@ def test_a_default_deliver_concurrency_above_a_routes_limit_is_valid_and_routes_
 
     assert (code, report["ok"], report.get("errors")) == (0, True, None)
     assert (routes["/a"].deliver_concurrency, routes["/b"].deliver_concurrency) == (10000, 7)
+
+
+def test_a_quoted_mistyped_placeholder_is_kept_but_warned_about(tmp_path):
+    text = (
+        'pull_api {\n  listen 127.0.0.1:9443\n  auth token "raw:{evn.TOKEN}"\n}\n'
+        "/a {\n  pull { path /a }\n}\n"
+    )
+
+    code, report = validate(tmp_path, text)
+
+    assert (code, report["ok"]) == (0, True)
+    assert report["warnings"][0] == (
+        'Hookaidofile:3:14: "{evn.TOKEN}" is not a placeholder and is kept as written'
+        " (placeholders are {env.NAME}, {$NAME}, {$NAME:default}, {file.PATH} and {vars.NAME})"
+    )
+
+
+def test_an_unquoted_mistyped_placeholder_is_an_error_that_names_it(tmp_path):
+    text = "pull_api {\n  auth token raw:{ENV.TOKEN}\n}\n/a {\n  pull { path /a }\n}\n"
+
+    code, report = validate(tmp_path, text)
+
+    assert code == 1
+    assert report["errors"] == [
+        'Hookaidofile:2:18: unexpected "{" in pull_api; expected a directive name'
+        ' (is "{ENV.TOKEN}" a mistyped placeholder? Placeholders are {env.NAME}, {$NAME},'
+        " {$NAME:default}, {file.PATH} and {vars.NAME})"
+    ]
