@@ -177,7 +177,14 @@ def hide_text(message: str, text: str, written: str) -> str:
     it is long enough not to be a fragment of ordinary words."""
     for form in (json.dumps(text), quote(text), repr(text)):
         message = message.replace(form, quote(written))
-    return message.replace(text, written) if len(text) >= 4 else message
+    # Text that the written form contains shows nothing the file does not; replacing it
+    # would only nest the written form in itself.
+    if len(text) < 4 or text in written:
+        return message
+    return message.replace(text, written)
+
+
+SCHEMES = ("env:", "file:", "vault:", "raw:")
 
 
 def parse_secret_ref(problems: Problems, value: Value, context: str) -> SecretRef | None:
@@ -189,14 +196,22 @@ def parse_secret_ref(problems: Problems, value: Value, context: str) -> SecretRe
     if value.written is not None:
         try:
             return values.parse_secret_ref(value.text, value.location)
-        except ValueError:
+        except ValueError as exc:
             problems.rejected.add(context)
-            problems.error(
-                value,
-                f"{context}: expected a secret reference ({values.SECRET_FORMS});"
-                f" a placeholder was written here ({quote(value.written)}), which fills in"
-                " the secret itself; write env:NAME or file:/path instead",
-            )
+            if value.written.lower().startswith(SCHEMES):
+                reason = str(exc).rsplit('": ', 1)[-1]
+                problems.error(
+                    value,
+                    f"{context}: {quote(value.written)} filled in an invalid secret reference"
+                    f" ({reason}); is the placeholder's variable set and not empty?",
+                )
+            else:
+                problems.error(
+                    value,
+                    f"{context}: expected a secret reference ({values.SECRET_FORMS});"
+                    f" a placeholder was written here ({quote(value.written)}), which fills in"
+                    " the secret itself; write env:NAME or file:/path instead",
+                )
             return None
     return parse_value(
         problems, value, lambda text: values.parse_secret_ref(text, value.location), context

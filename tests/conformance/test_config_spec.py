@@ -179,3 +179,19 @@ def test_an_unquoted_mistyped_placeholder_is_an_error_that_names_it(tmp_path):
         ' (is "{ENV.TOKEN}" a mistyped placeholder? Placeholders are {env.NAME}, {$NAME},'
         " {$NAME:default}, {file.PATH} and {vars.NAME})"
     ]
+
+
+def test_a_secret_placeholder_filled_in_empty_names_the_reason(tmp_path):
+    text = (
+        'pull_api {\n  listen 127.0.0.1:9443\n  auth token "raw:{$PULL_TOKEN:dev-token}"\n}\n'
+        "/a {\n  pull { path /a }\n}\n"
+    )
+
+    code, report = validate(tmp_path, text, env={"PULL_TOKEN": ""})
+
+    assert code == 1
+    assert report["errors"] == [
+        'Hookaidofile:3:14: pull_api.auth token: "raw:{$PULL_TOKEN:dev-token}" filled in an'
+        " invalid secret reference (raw: value is empty); is the placeholder's variable set"
+        " and not empty?"
+    ]
