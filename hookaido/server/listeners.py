@@ -7,6 +7,7 @@ for ``tls { ... }``, the TLS-capable server of ``hookaido.server.tls``.
 
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import waitress.server
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
-from waitress.parser import HEADER_FIELD_RE, HTTPRequestParser, get_header_lines
+from waitress.parser import HEADER_FIELD_RE, HTTPRequestParser, ParsingError, get_header_lines
 from waitress.task import ErrorTask, WSGITask
 
 from hookaido.config import values
@@ -94,11 +95,19 @@ class _Task(WSGITask):
         self.channel.write_soon(head + data)
 
 
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:", re.IGNORECASE)
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:", re.IGNORECASE)
+
+
 class _Parser(HTTPRequestParser):
     """waitress's request parser, except that the values of a repeated header are joined
-    with ``,`` (no space), as Hookaido stores and matches them; waitress joins with ``, ``."""
+    with ``,`` (no space), as Hookaido stores and matches them; waitress joins with ``, ``,
+    and that a request framed both by Content-Length and by Transfer-Encoding is refused:
+    a proxy in front that reads the other header would see a different request."""
 
     def parse_header(self, header_plus: bytes) -> None:
+        if _CONTENT_LENGTH.search(header_plus) and _TRANSFER_ENCODING.search(header_plus):
+            raise ParsingError("a request may not carry both Content-Length and Transfer-Encoding")
         super().parse_header(header_plus)
         # One line per header plus the request line and the blank line: more lines than
         # names means a name came twice (or waitress took one out, such as Transfer-Encoding).

@@ -145,6 +145,12 @@ def raw_exchange(port: int, request: bytes) -> tuple[int, dict, bytes]:
             "invalid_request",
         ),
         (b"get /hooks HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request"),
+        (  # framed twice: a proxy reading the other header would see another request
+            b"POST /hooks HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "invalid_request",
+        ),
         (
             b"POST /hooks HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n",
             413,
