@@ -176,6 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="time budget per case")
     args = parser.parse_args(argv)
 
+    if args.dir is not None:
+        os.makedirs(args.dir, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="hookaido-bench-", dir=args.dir)
     try:
         # fsync latency drifts on a shared disk: measure the reference before and after the
