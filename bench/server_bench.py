@@ -293,6 +293,11 @@ def main() -> int:
                 )
                 runs[name].append(result)
 
+        # The drain runs with the other two servers stopped: nothing else holds memory or
+        # wakes up on the machine while it is measured.
+        for process in processes:
+            if process is not server:
+                stop(process)
         backlog = queued(ports["admin"])
         for _ in range(args.rounds):
             result, _ = wrk(
