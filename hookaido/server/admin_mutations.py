@@ -100,9 +100,11 @@ def mutate_by_ids(mutation: Mutation, runtime, generation, req, resp) -> None:
 
 
 def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None:
-    """A filter picks up to ``limit`` eligible messages, newest first; ``preview_only`` counts."""
+    """A filter picks up to ``limit`` eligible messages, newest first; ``preview_only`` counts.
+
+    The body and its selector are checked before the audit headers, and those before the
+    management-label rules."""
     config = generation.config
-    audit = read_audit(req)
     document = read_object(req, config.defaults.max_body)
     check_fields(document, FILTER_FIELDS)
     route = get_str(document, "route")
@@ -124,6 +126,7 @@ def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None
     scope = resolve_selector(
         config, route, get_str(document, "application"), get_str(document, "endpoint_name")
     )
+    audit = read_audit(req)
     labeled = labeled_routes(config)
     if scope is not None:
         route = scope.route

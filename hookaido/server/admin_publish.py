@@ -294,6 +294,7 @@ def _item_time(fields: dict, name: str, code: str, index: int) -> datetime | Non
 
 
 def _check_headers(headers: dict[str, str], limit: int, index: int) -> None:
+    """Checks 13 and 14; the size is counted in UTF-8 bytes, as ``max_headers`` is a size."""
     size = 0
     for name, value in headers.items():
         if not values.is_http_token(name):
@@ -307,7 +308,7 @@ def _check_headers(headers: dict[str, str], limit: int, index: int) -> None:
                 f"header {name!r} holds a control character",
                 item_index=index,
             )
-        size += len(name) + len(value)
+        size += len(name.encode()) + len(value.encode())
     if size > limit:
         raise APIError(
             413,
