@@ -102,6 +102,12 @@ def _insert_sql(count: int, depth: str | None) -> str:
     )
 
 
+def _in_queue_order(rows: list) -> list:
+    """Rows of ``SELECT_READY`` by next_run_at, received_at and id, as the queue orders them."""
+    rows.sort(key=lambda row: (row[4], row[2], row[1]))
+    return rows
+
+
 class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced: a reader dies with its thread."""
 
@@ -140,13 +146,16 @@ class SQLiteBackend(BackendBase):
     # A dequeue reads its whole batch as one JSON row and leases it with one UPDATE: every
     # row stepped through Python's sqlite3 releases and re-takes the GIL, which costs up to a
     # switch interval per row when request threads are busy, with the write lock held.
+    READY = (
+        "SELECT rowid FROM queue_items"
+        " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?"
+        " ORDER BY next_run_at, received_at, id LIMIT ?"
+    )
     SELECT_READY = (
         "SELECT json_group_array(json_array(rowid, id, received_at, attempt, next_run_at,"
         " hex(payload), json(coalesce(nullif(headers, ''), '{}')),"
         " json(coalesce(nullif(trace, ''), '{}')),"
-        " schema_version)) FROM (SELECT rowid, * FROM queue_items"
-        " WHERE route = ? AND target = ? AND state = 'queued' AND next_run_at <= ?"
-        " ORDER BY next_run_at, received_at, id LIMIT ?)"
+        f" schema_version)) FROM queue_items WHERE rowid IN ({READY})"
     )
     # Whether something of route/target is ready, and whether some lease has expired.
     ANY_WORK = (
@@ -158,10 +167,16 @@ class SQLiteBackend(BackendBase):
     # low 24 bits of each rowid in 6 hex digits: one statement leases the rowids of the JSON
     # array ``?``, and the ids of a batch sit side by side in the lease index instead of on
     # a hundred random pages of it.
-    LEASE_ITEMS = (
+    #
+    # The UPDATE chooses its rows with the same query as the SELECT before it, in the same
+    # transaction, so both see the same batch and the batch's JSON is read only after the
+    # commit, outside the write lock. Two rowids of a batch that share their low 24 bits
+    # break the unique lease index: the UPDATE then fails alone and the batch is leased
+    # one by one.
+    LEASE_READY = (
         "UPDATE queue_items SET state = 'leased', lease_id = ? || printf('%06x', rowid & 16777215),"
         " lease_until = ?, next_run_at = ?, attempt = attempt + 1"
-        " WHERE rowid IN (SELECT value FROM json_each(?))"
+        f" WHERE rowid IN ({READY})"
     )
     # For the rare batch whose rowids share their low 24 bits: ``?`` is a JSON array of
     # [rowid, lease_id] pairs with ids drawn one by one.
@@ -181,25 +196,29 @@ class SQLiteBackend(BackendBase):
     )
     DELETE_ITEM = "DELETE FROM queue_items WHERE id = ?"
     # Settling finds the live leases of a batch (of the route, when one is given) as one JSON
-    # row, then changes those envelopes by rowid. Each ``?`` list is a JSON array.
-    FIND_LIVE_LEASES = (
-        "SELECT json_group_array(json_array(lease_id, rowid, route, target)) FROM queue_items"
-        " WHERE lease_id IN (SELECT value FROM json_each(?))"
-        " AND lease_until > ? AND (? IS NULL OR route = ?)"
+    # row and their count, then changes the same envelopes with the same condition, in the
+    # same transaction. The JSON is read inside the write lock only when some lease was not
+    # live. Each list ``?`` is a JSON array.
+    LIVE = (
+        "lease_id IN (SELECT value FROM json_each(?)) AND lease_until > ?"
+        " AND (? IS NULL OR route = ?)"
     )
-    ROWIDS = "rowid IN (SELECT value FROM json_each(?))"
-    ACK_DELETE = f"DELETE FROM queue_items WHERE {ROWIDS}"
+    FIND_LIVE_LEASES = (
+        "SELECT json_group_array(json_array(lease_id, route, target)), count(*)"
+        f" FROM queue_items WHERE {LIVE}"
+    )
+    ACK_DELETE = f"DELETE FROM queue_items WHERE {LIVE}"
     ACK_DELIVERED = (
         "UPDATE queue_items SET state = 'delivered', lease_id = NULL, lease_until = NULL,"
-        f" next_run_at = ? WHERE {ROWIDS}"
+        f" next_run_at = ? WHERE {LIVE}"
     )
     NACK_DEAD = (
         "UPDATE queue_items SET state = 'dead', dead_reason = ?, lease_id = NULL,"
-        f" lease_until = NULL, next_run_at = ? WHERE {ROWIDS}"
+        f" lease_until = NULL, next_run_at = ? WHERE {LIVE}"
     )
     NACK_RETRY = (
         "UPDATE queue_items SET state = 'queued', dead_reason = '', lease_id = NULL,"
-        f" lease_until = NULL, next_run_at = ? WHERE {ROWIDS}"
+        f" lease_until = NULL, next_run_at = ? WHERE {LIVE}"
     )
     EXTEND_LEASE = (
         "UPDATE queue_items SET lease_until = lease_until + ?, next_run_at = lease_until + ?"
@@ -572,23 +591,28 @@ class SQLiteBackend(BackendBase):
         def lease(conn: sqlite3.Connection):
             now, now_ns = self._now()
             expired = self._sweep_expired(conn, now_ns) if expiries else set()
-            found = conn.execute(self.SELECT_READY, [route, target, now_ns, wanted]).fetchone()
-            rows = from_json(found[0]) if found and found[0] else []
-            lease_ids: list[str] = []
-            if rows:
-                # json_group_array keeps the subquery's order in practice; sort to be sure.
-                rows.sort(key=lambda row: (row[4], row[2], row[1]))
-                until_ns = to_ns(now + lease_ttl)
-                lease_ids = self._lease_ids(conn, rows, until_ns)
-            return now, rows, lease_ids, expired
+            ready = [route, target, now_ns, wanted]
+            found = conn.execute(self.SELECT_READY, ready).fetchone()
+            if not found or not found[0] or found[0] == "[]":
+                return now, "[]", None, expired
+            until_ns = to_ns(now + lease_ttl)
+            prefix = new_lease_prefix()
+            try:
+                conn.execute(self.LEASE_READY, [prefix, until_ns, until_ns, *ready])
+            except sqlite3.IntegrityError:
+                return now, found[0], self._lease_one_by_one(conn, found[0], until_ns), expired
+            return now, found[0], prefix, expired
 
         started = time.perf_counter()
-        now, rows, lease_ids, expired = self._grouped(lease)
+        now, batch_json, lease_ids, expired = self._grouped(lease)
         self.observer.observe("dequeue_tx", time.perf_counter() - started)
         self._notify_ready(expired)
         # Built after the commit, outside the write lock: other writers need not wait.
+        rows = _in_queue_order(from_json(batch_json))
+        if isinstance(lease_ids, str):
+            lease_ids = [f"{lease_ids}{row[0] & 0xFFFFFF:06x}" for row in rows]
         lease_until = now + lease_ttl
-        for row, lease_id in zip(rows, lease_ids, strict=True):
+        for row, lease_id in zip(rows, lease_ids or (), strict=True):
             _, item_id, received_ns, attempt, _, payload, headers, trace, version = row
             leased.append(
                 Envelope(
@@ -609,14 +633,10 @@ class SQLiteBackend(BackendBase):
             )
         return leased
 
-    def _lease_ids(self, conn: sqlite3.Connection, rows: list, until_ns: int) -> list[str]:
-        """Lease the selected ``rows`` until ``until_ns``; returns their lease ids in order."""
-        prefix = new_lease_prefix()
-        lease_ids = [f"{prefix}{row[0] & 0xFFFFFF:06x}" for row in rows]
-        if len(set(lease_ids)) == len(lease_ids):
-            rowids = to_json_list([row[0] for row in rows])
-            conn.execute(self.LEASE_ITEMS, [prefix, until_ns, until_ns, rowids])
-            return lease_ids
+    def _lease_one_by_one(self, conn: sqlite3.Connection, batch_json: str, until_ns: int):
+        """Lease a batch whose rowids share their low 24 bits with random ids, one per row;
+        returns the ids in queue order."""
+        rows = _in_queue_order(from_json(batch_json))
         lease_ids = new_lease_ids(len(rows))
         pairs = to_json_list(
             [[row[0], lease_id] for row, lease_id in zip(rows, lease_ids, strict=True)]
@@ -676,24 +696,31 @@ class SQLiteBackend(BackendBase):
         """Run a settling ``statement`` on the live leases of a batch, then classify misses."""
         result = LeaseResult()
 
+        unique = list(dict.fromkeys(lease_ids))
+        wanted = to_json_list(unique)
+
         def settle(conn: sqlite3.Connection):
             _, now_ns = self._now()
-            wanted = to_json_list(list(dict.fromkeys(lease_ids)))
-            found = conn.execute(self.FIND_LIVE_LEASES, [wanted, now_ns, route, route]).fetchone()
-            rows = from_json(found[0]) if found and found[0] else []
-            if rows:
-                rowids = to_json_list([row[1] for row in rows])
-                conn.execute(statement, [*values(now_ns), rowids])
-            live = {lease_id: (lease_route, target) for lease_id, _, lease_route, target in rows}
+            live_where = [wanted, now_ns, route, route]
+            found_json, found = conn.execute(self.FIND_LIVE_LEASES, live_where).fetchone()
+            if found:
+                conn.execute(statement, [*values(now_ns), *live_where])
             notify: set = set()
-            misses = {
-                lease_id: self._miss(conn, lease_id, route, now_ns, notify)
-                for lease_id in lease_ids
-                if lease_id not in live
-            }
-            return live, misses, notify
+            misses = {}
+            if found < len(unique):
+                live_ids = {row[0] for row in from_json(found_json)}
+                misses = {
+                    lease_id: self._miss(conn, lease_id, route, now_ns, notify)
+                    for lease_id in unique
+                    if lease_id not in live_ids
+                }
+            return found_json, misses, notify
 
-        live, misses, notify = self._grouped(settle)
+        found_json, misses, notify = self._grouped(settle)
+        live = {
+            lease_id: (of_route, of_target)
+            for lease_id, of_route, of_target in from_json(found_json)
+        }
         settled = []
         for lease_id in lease_ids:
             if lease_id in live:
