@@ -281,6 +281,12 @@ class Listener:
         except Exception as exc:
             event("http_server_error", level="error", listen=self.listen, error=str(exc))
 
+    def set_max_body(self, max_body: int) -> None:
+        """Resize the body cap of the running server; requests already being read keep theirs."""
+        self.max_body = max_body
+        if self.server is not None:
+            self.server.adj.max_request_body_size = server_body_cap(max_body)
+
     def stop(self, timeout: float = STOP_GRACE) -> None:
         server = self.server
         if server is None:
@@ -316,7 +322,12 @@ class Listener:
         dispatcher = server.task_dispatcher
         if dispatcher.queue or dispatcher.active_count > 0:
             return True
-        return any(channel.requests for channel in list(server.active_channels.values()))
+        # A request whose bytes have begun to arrive counts as in flight, not only the parsed
+        # ones: a webhook whose body is still on the wire is answered, not cut off.
+        return any(
+            channel.requests or channel.request is not None
+            for channel in list(server.active_channels.values())
+        )
 
 
 def make_server(
@@ -329,9 +340,10 @@ def make_server(
 ):
     """A listener for ``app`` on ``listen``: plain waitress, or TLS when ``tls`` is given.
 
-    The result has ``start()`` (binds; raises ``ListenError`` or ``OSError``) and
-    ``stop(timeout)``. Nothing listens before ``start()``. ``max_body`` is the largest
-    request body the HTTP server reads at all; the apps apply their own, smaller limits.
+    The result has ``start()`` (binds; raises ``ListenError`` or ``OSError``),
+    ``set_max_body(n)`` (resizes a running server) and ``stop(timeout)``. Nothing listens
+    before ``start()``. ``max_body`` is the largest request body the HTTP server reads at
+    all; the apps apply their own, smaller limits.
     """
     if tls is None:
         return Listener(app, listen, threads, max_body)

@@ -84,13 +84,38 @@ def load_dotenv(path: str, environ=os.environ) -> None:
 
 
 def _dotenv_value(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        inner = value[1:-1]
-        if value[0] == '"':
-            inner = inner.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
-        return inner
+    """The value of one line: quoted (a comment may follow the closing quote) or bare."""
+    if value[:1] in ("'", '"'):
+        quoted = _dotenv_quoted(value)
+        if quoted is not None:
+            return quoted
     comment = value.find(" #")
     return value[:comment].rstrip() if comment != -1 else value
+
+
+DOTENV_ESCAPES = {"n": "\n", '"': '"', "\\": "\\"}
+
+
+def _dotenv_quoted(value: str) -> str | None:
+    """The text between the opening quote and its closing one, or ``None`` when the quote is
+    never closed or something other than a comment follows it."""
+    quote = value[0]
+    out = []
+    index = 1
+    while index < len(value):
+        char = value[index]
+        if char == quote:
+            rest = value[index + 1 :].strip()
+            return "".join(out) if not rest or rest.startswith("#") else None
+        if quote == '"' and char == "\\" and index + 1 < len(value):
+            escaped = DOTENV_ESCAPES.get(value[index + 1])
+            if escaped is not None:
+                out.append(escaped)
+                index += 2
+                continue
+        out.append(char)
+        index += 1
+    return None
 
 
 def _process_alive(pid: int) -> bool:
@@ -346,8 +371,6 @@ def check_listener_tls(groups) -> None:
 def body_cap(config: Config) -> int:
     """What the HTTP server reads at most: every configured ``max_body`` fits, with slack so
     the apps (not the server) answer an oversized body with their JSON ``413``."""
-    # Limitation: a reload that raises a route's max_body above this cap makes the HTTP
-    # server refuse the larger bodies itself (JSON 413 payload_too_large) until a restart.
     largest = max([config.defaults.max_body, *(route.max_body for route in config.routes)])
     return max(BODY_CAP_FLOOR, 2 * largest)
 
@@ -588,10 +611,18 @@ class Server:
             return False
 
         runtime.swap(generation)
+        self._resize_body_caps(config)
         for warning in config.warnings:
             event("config_warning", level="warn", warning=warning)
         event("config_reloaded_ok", trigger=trigger, generation=generation.number)
         return True
+
+    def _resize_body_caps(self, config: Config) -> None:
+        """A route's ``max_body`` changes live, so the HTTP servers' own cap follows it."""
+        cap = body_cap(config)
+        for server, group in self.listeners:
+            if group[0].name != "metrics":
+                server.set_max_body(cap)
 
     # shutdown --------------------------------------------------------------------------
 

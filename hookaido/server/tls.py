@@ -384,6 +384,10 @@ class TLSServer:
         except Exception as error:  # the listener is gone; say so once, structured
             event("http_server_error", level="error", listener=self.name, error=repr(error))
 
+    def set_max_body(self, max_body: int) -> None:
+        """Resize the body cap of the running server; requests already being read keep theirs."""
+        self._server.max_request_body_size = server_body_cap(max_body)
+
     def stop(self, timeout: float = 5.0) -> None:
         self._server.shutdown_timeout = timeout
         self._server.stop()
