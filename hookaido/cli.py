@@ -48,16 +48,28 @@ def build_parser() -> argparse.ArgumentParser:
     from hookaido.commands import add_commands
 
     add_commands(commands)
+    parser.command_names = frozenset(commands.choices)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_word(argv)
+    if command is not None and command not in parser.command_names:
+        print(f"hookaido: unknown command {command!r}\n", file=sys.stderr)
+        parser.print_help(sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
     return args.func(args)
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The first argument that is not an option: the command the user asked for."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 if __name__ == "__main__":
