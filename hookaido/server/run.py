@@ -663,6 +663,7 @@ def _install_signals(server: Server) -> None:
         if server.stopping.is_set():
             # A second stop signal while shutting down: the operator wants out now.
             event("shutdown_forced", level="warn", signal=signal.Signals(signum).name)
+            remove_pid_file(server.options.pid_file)
             os._exit(1)
         server.stopping.set()
 

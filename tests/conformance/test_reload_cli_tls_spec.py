@@ -191,3 +191,20 @@ def test_no_or_an_unknown_command_prints_the_help_and_exits_2(argv):
     assert "usage: hookaido" in done.stderr
     assert "start the server" in done.stderr
     assert "print the version" in done.stderr
+
+
+def test_a_second_sigterm_ends_at_once_and_still_removes_the_pid_file(hookaido_process, ports):
+    node = hookaido_process(render(ports), args=["--pid-file", "hookaido.pid"]).start()
+    head = b"POST /webhooks/a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nhello"
+
+    with socket.create_connection(("127.0.0.1", ports.ingress), timeout=10) as sock:
+        sock.sendall(head)  # keeps the first shutdown waiting
+        time.sleep(0.3)
+        node.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        node.send_signal(signal.SIGTERM)
+        code = node.wait_exit(timeout=15)
+    node.stop()
+
+    assert code == 1
+    assert not (node.workdir / "hookaido.pid").exists()
