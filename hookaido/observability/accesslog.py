@@ -13,8 +13,9 @@ from hookaido.observability.log import json_line, open_append
 
 COMPONENT_KEY = "hookaido.component"  # set by the prefix router on a shared listener
 
-# Limitation: requests the HTTP server answers itself, before any app is called (a malformed
-# request line, a body over the listener's cap, plain HTTP on a TLS port), get no line here.
+# Limitation: on a TLS listener, requests the HTTP server answers itself, before any app is
+# called (a malformed request line, plain HTTP on the TLS port), get no line here; on a plain
+# listener they are logged through ``AccessLog.record_refused``.
 
 
 class LineSink:
@@ -132,6 +133,15 @@ class AccessLog:
             self._record(environ, exchange)
             raise
         return _LoggedBody(body, lambda: self._record(environ, exchange), exchange)
+
+    def record_refused(self, method: str, path: str, status: int, size: int, peer) -> None:
+        """Log a request the HTTP server answered itself, before the app could see it."""
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path}
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = str(peer[0]), str(peer[1])
+        exchange = _Exchange(environ)
+        exchange.status, exchange.bytes = status, size
+        self._record(environ, exchange)
 
     def _record(self, environ, exchange: _Exchange) -> None:
         if exchange.logged:

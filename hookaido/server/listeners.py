@@ -53,6 +53,15 @@ class _JSONErrorTask(ErrorTask):
         self.set_close_on_finish()
         self.content_length = len(data)
         self.write(data)
+        log_refused = getattr(self.channel.server.application, "record_refused", None)
+        if log_refused is not None:
+            log_refused(
+                getattr(self.request, "command", None) or "",
+                getattr(self.request, "path", None) or "",
+                error.code,
+                len(data),
+                self.channel.addr,
+            )
 
 
 class _Task(WSGITask):

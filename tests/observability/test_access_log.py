@@ -193,3 +193,29 @@ def test_closing_the_sinks_after_rotation_moves_writing_to_a_new_file(serve, fet
 
     assert [line["path"] for line in read_lines(log_file)] == ["/after"]
     assert [line["path"] for line in read_lines(tmp_path / "access.log.1")] == ["/before"]
+
+
+def test_a_request_the_http_server_refuses_itself_is_logged_too(tmp_path):
+    import socket
+
+    from hookaido.server.listeners import Listener
+
+    log_path = tmp_path / "access.log"
+    app = wrap_access_log(little_api, "ingress", LogConfig(output="file", path=str(log_path)))
+    listener = Listener(app, "127.0.0.1:0", threads=2, max_body=1024)
+    listener.start()
+    try:
+        with socket.create_connection(("127.0.0.1", listener.address[1]), timeout=5) as conn:
+            conn.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: no\r\n\r\n")
+            answer = b""
+            while chunk := conn.recv(4096):  # the server closes after a refusal
+                answer += chunk
+        [line] = read_lines(log_path)
+    finally:
+        listener.stop(timeout=1.0)
+
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert set(line) == FIELDS
+    assert (line["msg"], line["component"], line["status"]) == ("http_request", "ingress", 400)
+    assert line["method"] == "POST" and line["remote_addr"].startswith("127.0.0.1:")
+    assert line["bytes"] == len(answer.partition(b"\r\n\r\n")[2])
