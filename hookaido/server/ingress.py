@@ -111,9 +111,9 @@ def header_text(value: str) -> str:
 class IngressResource:
     """A falcon sink for every path and method: ingress has no fixed URL space."""
 
-    def __init__(self, runtime):
+    def __init__(self, runtime, trends=None):
         self.runtime = runtime
-        self.backpressure = Backpressure(runtime.backend)
+        self.backpressure = Backpressure(runtime.backend, trends)
         self.committer = GroupCommitter(runtime.backend)
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_):
@@ -365,11 +365,14 @@ def _handle_unexpected(req, resp, exc, params):
     resp.data = b'{"code":"internal_error","detail":"unexpected server error"}\n'
 
 
-def make_ingress_app(runtime) -> falcon.App:
-    """The ingress WSGI app; reads ``runtime.current.parts["ingress"]`` per request."""
+def make_ingress_app(runtime, trends=None) -> falcon.App:
+    """The ingress WSGI app; reads ``runtime.current.parts["ingress"]`` per request.
+
+    ``trends`` is the ``TrendRecorder`` whose snapshots feed the sustained-growth signal of
+    adaptive backpressure."""
     app = falcon.App(media_type=falcon.MEDIA_JSON)
     app.req_options.strip_url_path_trailing_slash = False
-    app.add_sink(IngressResource(runtime), prefix="/")
+    app.add_sink(IngressResource(runtime, trends), prefix="/")
     app.add_error_handler(Exception, _handle_unexpected)
     app.add_error_handler(falcon.HTTPError, _handle_unexpected)
     return app

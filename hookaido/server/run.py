@@ -279,7 +279,7 @@ def _components(runtime: Runtime, trends=None) -> list[Component]:
             config.ingress.listen,
             "",
             config.ingress.tls,
-            ingress.make_ingress_app(runtime),
+            ingress.make_ingress_app(runtime, trends),
         )
     ]
     if config.pull_routes:

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from hookaido.config.model import AdaptiveBackpressure, TrendSignals
 from hookaido.queue import Stats
+from hookaido.queue.model import TrendRow
 from hookaido.server.backpressure import Backpressure, sustained_growth
 
 ON = AdaptiveBackpressure(enabled=True, min_total=10, queued_percent=90)
@@ -62,20 +63,42 @@ def test_stats_are_read_at_most_every_250_ms():
     assert source.calls == 2
 
 
-def test_steady_growth_of_the_queue_is_refused():
-    clock = Clock()
-    source = StatsSource()
-    backpressure = Backpressure(source, clock=clock)
+class Snapshots:
+    """Backlog trend samples as the ``TrendRecorder`` hands them out, oldest first."""
+
+    def __init__(self, *totals):
+        start = datetime.now(UTC) - timedelta(minutes=len(totals))
+        self.rows = [
+            TrendRow(start + timedelta(minutes=n), total, 0, 0) for n, total in enumerate(totals)
+        ]
+
+    def samples(self, since, until):
+        return [row for row in self.rows if since <= row.captured_at <= until]
+
+
+def test_steady_growth_of_the_backlog_snapshots_is_refused():
+    source = StatsSource(queued=20, leased=20)
     settings = AdaptiveBackpressure(enabled=True, min_total=10, queued_percent=100)
 
-    decisions = []
-    for total in (20, 30, 40, 50):
-        source.set(queued=total // 2, leased=total - total // 2)
-        decisions.append(backpressure.check(settings, TREND))
-        clock.now += 1.5
+    growing = Backpressure(source, Snapshots(20, 30, 40, 50)).check(settings, TREND)
+    steady = Backpressure(source, Snapshots(40, 40, 40, 40)).check(settings, TREND)
 
-    assert decisions[:3] == [None, None, None]
-    assert decisions[3] == "sustained_growth"
+    assert growing == "sustained_growth"
+    assert steady is None
+
+
+def test_growth_is_not_measured_without_snapshots():
+    source = StatsSource(queued=20, leased=20)
+    settings = AdaptiveBackpressure(enabled=True, min_total=10, queued_percent=100)
+
+    assert Backpressure(source).check(settings, TREND) is None
+
+
+def test_queued_share_rounds_half_up():
+    source = StatsSource(queued=1, leased=7)  # 12.5 %
+    settings = AdaptiveBackpressure(enabled=True, min_total=8, queued_percent=13)
+
+    assert Backpressure(source).check(settings, TREND) == "queued_pressure"
 
 
 def test_sustained_growth_counts_increases_or_net_growth():
@@ -83,3 +106,4 @@ def test_sustained_growth_counts_increases_or_net_growth():
     assert sustained_growth([5, 5, 5, 5, 5], TREND) is False
     assert sustained_growth([10, 0, 0, 0, 40], TREND) is True
     assert sustained_growth([], TREND) is False
+    assert sustained_growth([0, 0, 0, 2, 10], TREND) is False  # baseline 0.5 rounds to 1
