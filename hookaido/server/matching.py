@@ -41,11 +41,16 @@ def request_host(host_header: str | None) -> str:
     return host.rstrip(".")
 
 
+def host_pattern(pattern: str) -> str:
+    """A ``host`` matcher entry in the form ``request_host`` gives requests."""
+    return pattern.lower().rstrip(".")
+
+
 def host_matches(patterns: tuple[str, ...], host: str) -> bool:
+    """``patterns`` are already in ``host_pattern`` form."""
     if not host:
         return False
     for pattern in patterns:
-        pattern = pattern.lower().rstrip(".")
         if pattern == "*" or pattern == host:
             return True
         if pattern.startswith("*.") and host.endswith(pattern[1:]):
@@ -98,24 +103,28 @@ class RequestFacts:
 
 
 class CompiledMatcher:
-    """A route's ``match`` constraints, with ``remote_ip`` prefixes parsed once."""
+    """A route's ``match`` constraints with names, hosts and ``remote_ip`` prefixes
+    normalised once, so a request only compares."""
 
     def __init__(self, matcher: Matcher):
         self.matcher = matcher
         self.methods = tuple(method.upper() for method in matcher.methods) or ("POST",)
+        self.hosts = tuple(host_pattern(host) for host in matcher.hosts)
+        self.headers = tuple((name.lower(), value) for name, value in matcher.headers)
+        self.header_exists = tuple(name.lower() for name in matcher.header_exists)
         self.networks = tuple(
             ipaddress.ip_network(prefix, strict=False) for prefix in matcher.remote_ips
         )
 
     def matches_except_method(self, facts: RequestFacts) -> bool:
         matcher = self.matcher
-        if matcher.hosts and not host_matches(matcher.hosts, facts.host):
+        if self.hosts and not host_matches(self.hosts, facts.host):
             return False
-        for name, wanted in matcher.headers:
-            if not _header_has(facts.headers.get(name.lower(), ()), wanted):
+        for name, wanted in self.headers:
+            if not _header_has(facts.headers.get(name, ()), wanted):
                 return False
-        for name in matcher.header_exists:
-            if name.lower() not in facts.headers:
+        for name in self.header_exists:
+            if name not in facts.headers:
                 return False
         for key, wanted in matcher.query:
             if wanted not in facts.query.get(key, ()):
