@@ -4,12 +4,11 @@ recording receiver on loopback, the metrics listener, the Admin API and the runt
 import base64
 import json
 import socket
-import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ..delivery.conftest import Receiver, Reply
+from ..support.scrape import samples, wait_for
 
 OPEN_EGRESS = """
 defaults {
@@ -27,25 +26,6 @@ def receiver():
     server = Receiver()
     yield server
     server.close()
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    """{(sample name, sorted labels): value} of a text exposition."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def push_config(ingress: int, admin: int, metrics: int, routes: str) -> str:

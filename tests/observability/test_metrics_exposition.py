@@ -9,7 +9,7 @@ from hookaido.observability.metrics_server import install_queue_collector, make_
 from hookaido.queue.backend import BackendSettings
 from hookaido.queue.model import Stats
 
-from .conftest import samples
+from ..support.scrape import samples
 
 NOW = datetime(2026, 2, 9, 10, 0, 0, tzinfo=UTC)
 

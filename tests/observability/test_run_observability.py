@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import samples
+from ..support.scrape import samples, wait_for
 
 ROUTE = "/webhooks/github"
 
@@ -107,16 +107,6 @@ def fetch_json(url: str, document: dict, headers: dict) -> dict:
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200
         return json.loads(response.read())
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_push_delivery_and_publish_counters_after_known_outcomes(
