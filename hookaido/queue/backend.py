@@ -306,6 +306,21 @@ class QueueBackend(abc.ABC):
         activity at most once per ``prune_interval``.
         """
 
+    def prune_when_due(self) -> dict[str, int] | None:
+        """Called by Hookaido's retention timer: run a ``prune`` pass on the calling thread
+        unless one ran (or is running) within the last ``prune_interval``.
+
+        Returns the removed counts, or None when no pass was due. The default prunes every
+        time; ``BackendBase`` shares one pace between this timer and store activity, so that
+        passes stay at most one ``prune_interval`` apart whoever starts them.
+        """
+        return self.prune()
+
+    def seconds_until_prune_due(self) -> float:
+        """How long the retention timer waits before its next ``prune_when_due`` call."""
+        interval = self.settings.retention.prune_interval
+        return interval.total_seconds() if interval else 0.0
+
     # -- backlog trend history ----------------------------------------------------------------
 
     # True when the backend keeps backlog trend snapshots in its own storage, so that the

@@ -101,6 +101,7 @@ class BackendBase(QueueBackend):
         self._prune_lock = threading.Lock()
         self._last_prune_at: datetime | None = None
         self._prune_thread: threading.Thread | None = None
+        self._prune_running = False
 
     @property
     def observer(self) -> StoreObserver:
@@ -155,21 +156,47 @@ class BackendBase(QueueBackend):
     def _maybe_prune(self) -> None:
         """Start a ``prune`` pass on a background thread when ``prune_interval`` has passed
         since the last one, so the request that happens to trigger it does not wait."""
+        if not self._claim_prune_pass():
+            return
+        self._prune_thread = threading.Thread(
+            target=self._prune_quietly, name="hookaido-queue-prune", daemon=True
+        )
+        self._prune_thread.start()
+
+    def prune_when_due(self) -> dict[str, int] | None:
+        if not self._claim_prune_pass():
+            return None
+        try:
+            return self.prune()
+        finally:
+            self._prune_running = False
+
+    def seconds_until_prune_due(self) -> float:
         interval = self.settings.retention.prune_interval
         if interval is None or interval <= timedelta(0):
-            return
+            return 0.0
+        with self._prune_lock:
+            last = self._last_prune_at
+        if last is None:
+            return 0.0
+        remaining = interval - (self.settings.clock() - last)
+        return max(0.0, remaining.total_seconds())
+
+    def _claim_prune_pass(self) -> bool:
+        """Whether the caller may run a prune pass now; if so, the pace starts again from now."""
+        interval = self.settings.retention.prune_interval
+        if interval is None or interval <= timedelta(0):
+            return False
         now = self.settings.clock()
         with self._prune_lock:
             last = self._last_prune_at
             if last is not None and now - last < interval:
-                return
-            if self._prune_thread is not None and self._prune_thread.is_alive():
-                return
+                return False
+            if self._prune_running:
+                return False
             self._last_prune_at = now
-            self._prune_thread = threading.Thread(
-                target=self._prune_quietly, name="hookaido-queue-prune", daemon=True
-            )
-            self._prune_thread.start()
+            self._prune_running = True
+            return True
 
     def _prune_quietly(self) -> None:
         try:
@@ -177,6 +204,8 @@ class BackendBase(QueueBackend):
         except Exception as exc:  # pruning is housekeeping: the store goes on without it
             event("queue_prune_failed", level="warn", error=str(exc))
             return
+        finally:
+            self._prune_running = False
         if any(removed.values()):
             event("queue_pruned", **{reason: n for reason, n in removed.items() if n})
 

@@ -415,23 +415,33 @@ def start_dispatcher(runtime: Runtime):
 
 
 class Pruner(threading.Thread):
-    """Applies retention every ``prune_interval`` until stopped."""
+    """Applies retention whenever ``prune_interval`` has passed since the last pass, whether
+    that pass was started by this timer or by store activity, until stopped."""
 
-    def __init__(self, backend, interval: float):
+    # The shortest pause between two looks, so a backend that keeps answering "due now"
+    # without pruning cannot spin this thread.
+    MIN_PAUSE = 0.05
+
+    def __init__(self, backend):
         super().__init__(name="pruner", daemon=True)
         self.backend = backend
-        self.interval = interval
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        while not self.stopping.wait(self.interval):
+        while not self.stopping.wait(self._pause()):
             try:
-                removed = self.backend.prune()
+                removed = self.backend.prune_when_due()
             except Exception as exc:
                 event("queue_prune_failed", level="warn", error=str(exc))
                 continue
-            if any(removed.values()):
-                event("queue_pruned", **removed)
+            if removed and any(removed.values()):
+                event("queue_pruned", **{reason: n for reason, n in removed.items() if n})
+
+    def _pause(self) -> float:
+        try:
+            return max(self.MIN_PAUSE, self.backend.seconds_until_prune_due())
+        except Exception:  # a broken backend still gets looked at, just not in a tight loop
+            return 1.0
 
 
 # -- the server -----------------------------------------------------------------------------
@@ -506,7 +516,7 @@ class Server:
             raise StartupError("start_dispatcher_failed", [f"dispatcher: {exc}"]) from exc
         retention = config.retention or Retention()
         if retention.prune_interval:
-            self.pruner = Pruner(backend, retention.prune_interval.total_seconds())
+            self.pruner = Pruner(backend)
             self.pruner.start()
         if self.options.watch:
             self._watch_signature = self._config_signature()

@@ -96,6 +96,23 @@ def test_retained_bytes_are_counted_in_utf8(start):
     assert store["memory_pressure"]["retained_bytes"] == 46
 
 
+# -- §6 retention and pruning ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_stale_queued_message_is_pruned_without_further_store_activity(start, backend):
+    node = start(backend, "queue_retention {\n  max_age 1s\n  prune_interval 1s\n}")
+    published = node.publish({"id": "job-1"})
+
+    [pruned] = node.process.wait_for_event("queue_pruned", timeout=6.0)
+    listed = node.admin("GET", "/messages?route=/jobs")
+
+    assert published.status == 200, published.body
+    fields = {k: v for k, v in pruned.items() if k not in ("time", "level", "msg")}
+    assert fields == {"queue_retention_age": 1}
+    assert listed.json()["items"] == []
+
+
 # -- §10 backlog trend snapshots ----------------------------------------------------------
 
 

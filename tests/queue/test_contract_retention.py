@@ -183,6 +183,41 @@ def test_store_activity_prunes_at_most_once_per_interval(make_backend, envelope,
     assert ids(backend) == ["evt_first"]
 
 
+def test_retention_timer_and_store_activity_share_one_prune_pace(make_backend, envelope, clock):
+    backend = make_backend(
+        retention=rules(queue_max_age=timedelta(hours=1), prune_interval=timedelta(minutes=5))
+    )
+    backend.enqueue([envelope("evt_first")])  # activity starts a pass at minute 0
+    finish_pruning(backend)
+    backend.enqueue([envelope("evt_a", received_at=clock() - timedelta(hours=2))])
+
+    clock.advance(minutes=4)
+    early = backend.prune_when_due()
+    wait_at_minute_4 = backend.seconds_until_prune_due()
+    clock.advance(minutes=1)
+    due = backend.prune_when_due()
+    backend.stats()  # activity right after the timer's pass: not due again
+    finish_pruning(backend)
+
+    assert early is None
+    assert wait_at_minute_4 == 60.0
+    assert due["queue_retention_age"] == 1
+    assert backend.seconds_until_prune_due() == 300.0
+    assert ids(backend) == ["evt_first"]
+
+
+def test_retention_timer_prunes_at_once_when_nothing_pruned_yet(make_backend, envelope, clock):
+    backend = make_backend(
+        retention=rules(queue_max_age=timedelta(hours=1), prune_interval=timedelta(minutes=5))
+    )
+
+    wait = backend.seconds_until_prune_due()
+    removed = backend.prune_when_due()
+
+    assert wait == 0.0
+    assert removed["queue_retention_age"] == 0
+
+
 def finish_pruning(backend) -> None:
     """Wait for an activity-triggered prune; backends that prune inline need no wait."""
     getattr(backend, "finish_pruning", lambda: None)()
