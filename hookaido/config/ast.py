@@ -36,6 +36,7 @@ class Directive:
     comments: list[str] = field(default_factory=list)  # own-line comments just before it
     trailing_comment: str | None = None  # comment at the end of its line
     closing_comments: list[str] = field(default_factory=list)  # own-line comments before "}"
+    closing_trailing_comment: str | None = None  # comment after "}" on the same line
 
 
 @dataclass

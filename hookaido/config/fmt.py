@@ -110,15 +110,18 @@ class _Writer:
         if directive.block is None:
             self.lines.append(INDENT * depth + head + trailing)
             return
+        closing = directive.closing_trailing_comment
+        after = f" {closing}" if closing else ""
         children = canonical_children(directive, within)
         if not children and not directive.closing_comments:
-            self.lines.append(INDENT * depth + head + " {}" + trailing)
+            both = " ".join(text for text in (directive.trailing_comment, closing) if text)
+            self.lines.append(INDENT * depth + head + " {}" + (f" {both}" if both else ""))
             return
         self.lines.append(INDENT * depth + head + " {" + trailing)
         for child in children:
             self.directive(child, depth + 1, within=directive.name)
         self.comments(directive.closing_comments, depth + 1)
-        self.lines.append(INDENT * depth + "}")
+        self.lines.append(INDENT * depth + "}" + after)
 
     def route(self, route: Directive, depth: int, prefix: str = "") -> None:
         path = format_value(route.args[0]) if route.args else '""'

@@ -340,7 +340,7 @@ class _Builder:
             if _is_comment(node):
                 cursor.take()
                 if last is not None and node.line == last_line:
-                    _add_trailing(last, node.value)
+                    _add_after(last, node.value)
                 else:
                     pending.append(_comment(node))
                 continue
@@ -459,7 +459,7 @@ class _Builder:
             if _is_comment(node):
                 inner.take()
                 if routes and node.line == last_line:
-                    _add_trailing(routes[-1], node.value)
+                    _add_after(routes[-1], node.value)
                 else:
                     pending.append(_comment(node))
                 continue
@@ -512,7 +512,7 @@ class _Builder:
             if _is_comment(node):
                 cursor.take()
                 if children and node.line == last_line:
-                    _add_trailing(children[-1], node.value)
+                    _add_after(children[-1], node.value)
                 elif not children and not pending and node.line == opening_line:
                     _add_trailing(owner, node.value)
                 else:
@@ -844,6 +844,18 @@ def _could_be_keyword(value: Value) -> bool:
 
 def _comment(token: Token) -> str:
     return token.value.rstrip()
+
+
+def _add_after(directive: Directive, text: str) -> None:
+    """A comment on the line where ``directive`` ends: after its closing brace when it has a
+    block (on its own line, or after a one-line block), else at the end of its line."""
+    if directive.block is None:
+        _add_trailing(directive, text)
+        return
+    text = text.rstrip()
+    if directive.closing_trailing_comment:
+        text = f"{directive.closing_trailing_comment} {text}"
+    directive.closing_trailing_comment = text
 
 
 def _add_trailing(directive: Directive, text: str) -> None:

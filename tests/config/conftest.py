@@ -95,6 +95,7 @@ def _meaning(doc) -> list:
             item.comments,
             item.trailing_comment,
             item.closing_comments if item.block else [],
+            item.closing_trailing_comment,
         )
 
     return [directive(item) for item in top_level_order(doc.items)] + [doc.trailing_comments]

@@ -134,7 +134,7 @@ def test_fmt_prints_canonical_form_and_leaves_the_file_alone(workdir, capsys):
 
     assert code == 0
     assert out == (
-        "ingress { # edge\n  listen 127.0.0.1:1\n}\n\n/b {\n  pull {\n    path /b\n  }\n}\n"
+        "ingress {\n  listen 127.0.0.1:1\n} # edge\n\n/b {\n  pull {\n    path /b\n  }\n}\n"
     )
     assert (workdir / "Hookaidofile").read_bytes() == original.encode()
 

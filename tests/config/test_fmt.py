@@ -93,6 +93,25 @@ def test_comments_stay_with_their_statements():
     )
 
 
+def test_a_comment_after_a_closing_brace_stays_after_it():
+    text = (
+        "/h { pull { path /x } } # one-line route\n"
+        "/g {\n  pull { path /y } # inner\n} # after g\n"
+        "ingress { listen :1 } # a\n"
+        "admin_api { # opening\n} # closing\n"
+    )
+
+    once = fmt(text)
+
+    assert once == (
+        "ingress {\n  listen :1\n} # a\n\n"
+        "admin_api {} # opening # closing\n\n"
+        "/h {\n  pull {\n    path /x\n  }\n} # one-line route\n\n"
+        "/g {\n  pull {\n    path /y\n  } # inner\n} # after g\n"
+    )
+    assert fmt(once) == once
+
+
 def test_output_is_lf_without_bom_with_one_trailing_newline():
     out = fmt("\ufeffingress {\r\n listen :1\r\n}\r\n\r\n\r\n")
 

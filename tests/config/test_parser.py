@@ -285,6 +285,16 @@ def test_comments_are_attached_to_the_statements_around_them():
     assert doc.trailing_comments == ["# the end"]
 
 
+def test_a_comment_after_a_closing_brace_belongs_after_the_block():
+    doc = parse("/h { # opening\n  pull { path /x } # after pull\n} # after route\n")
+
+    route = doc.items[0]
+    assert route.trailing_comment == "# opening"
+    assert route.closing_trailing_comment == "# after route"
+    assert route.block[0].trailing_comment is None
+    assert route.block[0].closing_trailing_comment == "# after pull"
+
+
 def test_a_comment_ends_a_list_of_values():
     message = error_of("@m { method GET # and\n POST }")
 
