@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from hookaido.config import values
 from hookaido.queue.model import STATES
 from hookaido.server.envelope_json import TIME_FORMAT, parse_time
-from hookaido.server.jsonbody import APIError
+from hookaido.server.jsonbody import APIError, read_object
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -19,6 +19,12 @@ AUDIT_REASON_MAX = 512
 AUDIT_ID_MAX = 256
 DIGITS = re.compile(r"[+-]?[0-9]+")
 FRACTION = re.compile(r"[Tt ]\d\d:\d\d:\d\d\.(\d+)")
+
+
+def read_body(req, config) -> dict:
+    """An Admin API request body: one JSON object of at most ``defaults.max_body`` bytes,
+    whatever Content-Type it declares."""
+    return read_object(req, config.defaults.max_body, json_type_only=False)
 
 
 def invalid_query(detail: str) -> APIError:

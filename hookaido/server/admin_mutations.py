@@ -13,6 +13,7 @@ from hookaido.server.admin_common import (
     labeled_routes,
     parse_before,
     read_audit,
+    read_body,
     require_actor_allowed,
     resolve_selector,
 )
@@ -25,7 +26,6 @@ from hookaido.server.jsonbody import (
     get_int,
     get_str,
     invalid_body,
-    read_object,
 )
 
 MAX_IDS = 1000
@@ -76,7 +76,7 @@ def mutate_by_ids(mutation: Mutation, runtime, generation, req, resp) -> None:
     """``{"ids": [...]}``: apply to the listed messages in an eligible state, skip the rest."""
     config = generation.config
     audit = read_audit(req)
-    document = read_object(req, config.defaults.max_body)
+    document = read_body(req, config)
     check_fields(document, ("ids",))
     ids = _ids(document)
 
@@ -105,14 +105,14 @@ def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None
     The body and its selector are checked before the audit headers, and those before the
     management-label rules."""
     config = generation.config
-    document = read_object(req, config.defaults.max_body)
+    document = read_body(req, config)
     check_fields(document, FILTER_FIELDS)
-    route = get_str(document, "route")
-    target = get_str(document, "target")
-    state = get_str(document, "state")
+    route = _filter_text(document, "route")
+    target = _filter_text(document, "target")
+    state = _filter_text(document, "state")
     limit = get_int(document, "limit")
     preview_only = bool(get_bool(document, "preview_only"))
-    before = _before(get_str(document, "before"))
+    before = _before(_filter_text(document, "before"))
     if route is not None and not route.startswith("/"):
         raise invalid_body(f"route must start with '/', got {route!r}")
     if state is not None and state not in mutation.eligible:
@@ -124,7 +124,10 @@ def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None
     limit = min(limit or DEFAULT_FILTER_LIMIT, MAX_LIMIT)
 
     scope = resolve_selector(
-        config, route, get_str(document, "application"), get_str(document, "endpoint_name")
+        config,
+        route,
+        _filter_text(document, "application"),
+        _filter_text(document, "endpoint_name"),
     )
     audit = read_audit(req)
     labeled = labeled_routes(config)
@@ -166,6 +169,14 @@ def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None
         matched=len(candidates),
         changed=changed,
     )
+
+
+def _filter_text(document: dict, name: str) -> str | None:
+    """A string field of a filter without surrounding spaces; an empty one counts as absent."""
+    text = get_str(document, name)
+    if text is None:
+        return None
+    return text.strip() or None
 
 
 def _ids(document: dict) -> list[str]:

@@ -15,6 +15,7 @@ from hookaido.server.admin_common import (
     labeled_routes,
     parse_api_time,
     read_audit,
+    read_body,
     require_policy_headers,
 )
 from hookaido.server.admin_mutations import log_mutation
@@ -24,7 +25,6 @@ from hookaido.server.jsonbody import (
     answer_json,
     check_fields,
     invalid_body,
-    read_object,
 )
 
 MAX_ITEMS = 1000
@@ -36,6 +36,15 @@ ITEM_FIELDS = (
     "payload_b64",
     "headers",
     "trace",
+    "received_at",
+    "next_run_at",
+    "application",
+    "endpoint_name",
+)
+TEXT_FIELDS = (
+    "id",
+    "route",
+    "target",
     "received_at",
     "next_run_at",
     "application",
@@ -106,7 +115,7 @@ def _publish(runtime, generation, req):
     audit = read_audit(req)
     require_policy_headers(audit, policy)
 
-    items = _read_items(req, config.defaults.max_body)
+    items = _read_items(req, config)
     for item in items:
         if "application" in item.fields or "endpoint_name" in item.fields:
             raise APIError(
@@ -138,9 +147,9 @@ def _publish(runtime, generation, req):
     return len(envelopes), audit, envelopes
 
 
-def _read_items(req, limit: int) -> list[PublishItem]:
+def _read_items(req, config) -> list[PublishItem]:
     """Check 3: the body's shape, item by item, before any route is looked at."""
-    document = read_object(req, limit)
+    document = read_body(req, config)
     check_fields(document, ("items",))
     raw_items = document.get("items")
     if not isinstance(raw_items, list) or not raw_items:
@@ -179,7 +188,15 @@ def _check_item_shape(index: int, fields) -> None:
         ):
             raise invalid_body(f"item field {key!r} must be an object of strings", item_index=index)
 
-    if not fields.get("id", "").strip():
+    # Surrounding spaces are dropped, as the ID lists of the lifecycle mutations drop them,
+    # and a field left empty counts as absent.
+    for key in TEXT_FIELDS:
+        if key in fields:
+            text = fields.pop(key).strip()
+            if text:
+                fields[key] = text
+
+    if "id" not in fields:
         raise invalid_body("item field 'id' is required", item_index=index)
     selector = "application" in fields or "endpoint_name" in fields
     if "route" not in fields and not selector:
