@@ -42,6 +42,25 @@ PUBLISH_REJECT_KINDS = (
 )
 
 
+class ScrapeTimeGauge(Gauge):
+    """A gauge whose owners bring it up to date each time it is read.
+
+    Owners register a callable with ``refresh_with``; every ``collect()`` (a scrape, or the
+    health details reading the same series) calls them first, so a value that goes stale
+    with time alone, such as a lease passing its deadline, is corrected when it is read.
+    """
+
+    def refresh_with(self, refresh) -> None:
+        if not hasattr(self, "_refreshers"):
+            self._refreshers = []
+        self._refreshers.append(refresh)
+
+    def collect(self):
+        for refresh in getattr(self, "_refreshers", ()):
+            refresh()
+        return super().collect()
+
+
 def ingress_status_label(status: int) -> str:
     text = str(status)
     return text if text in INGRESS_REJECT_STATUSES else "other"
@@ -107,7 +126,9 @@ class Metrics:
         self.pull_nacked = per_route(Counter, "hookaido_pull_nacked", "Nacked leases")
         self.pull_ack_conflict = per_route(Counter, "hookaido_pull_ack_conflict", "Ack 409s")
         self.pull_nack_conflict = per_route(Counter, "hookaido_pull_nack_conflict", "Nack 409s")
-        self.pull_lease_active = per_route(Gauge, "hookaido_pull_lease_active", "Active leases")
+        self.pull_lease_active = per_route(
+            ScrapeTimeGauge, "hookaido_pull_lease_active", "Leases handed out, unsettled, unexpired"
+        )
         self.pull_lease_expired = per_route(
             Counter, "hookaido_pull_lease_expired", "Expired leases seen"
         )

@@ -59,6 +59,8 @@ class LeaseBook:
         self._lock = threading.Lock()
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._deadlines: list[tuple[datetime, str]] = []
+        if hasattr(gauge, "refresh_with"):
+            gauge.refresh_with(self.forget_expired)
 
     def opened(self, route: str, leases: list[tuple[str, datetime]]) -> None:
         """Record ``(lease_id, lease_until)`` pairs just handed out on ``route``."""
@@ -86,6 +88,11 @@ class LeaseBook:
                     routes[entry[0]] += 1
             for route, count in routes.items():
                 self._gauge.labels(route).dec(count)
+            self._forget_expired()
+
+    def forget_expired(self) -> None:
+        """Drop leases past their deadline from the gauge; called whenever it is read."""
+        with self._lock:
             self._forget_expired()
 
     def _forget_expired(self) -> None:

@@ -105,8 +105,19 @@ class HmacVerifier:
         raise NotImplementedError
 
     def refuse(self, reason: str, detail: str) -> Verdict:
-        event(self.failure_event, level="warn", route=self.route, mode=self.mode, reason=reason)
+        event(
+            self.failure_event,
+            level="warn",
+            route=self.route,
+            mode=self.mode,
+            reason=reason,
+            **self.failure_fields(),
+        )
         return Verdict.deny(detail)
+
+    def failure_fields(self) -> dict:
+        """More keys for the refusal log line; never a secret or anything derived from one."""
+        return {}
 
     def keys_at(self, t: float) -> list[bytes]:
         try:

@@ -127,6 +127,9 @@ class StripeLikeVerifier(HmacVerifier):
                 candidates.append(item)
         return sent_at, candidates
 
+    def failure_fields(self) -> dict:
+        return {"header": self.header}
+
 
 class StripeVerifier(StripeLikeVerifier):
     mode = "stripe"
