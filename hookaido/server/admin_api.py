@@ -122,7 +122,7 @@ class AdminAPI:
 
     def _attempts(self, generation, req, resp) -> None:
         route, _ = query_selector(req, generation.config)
-        outcome = query_param(req, "outcome") or None
+        outcome = (query_param(req, "outcome") or "").lower() or None
         if outcome is not None and outcome not in OUTCOMES:
             raise invalid_query(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
         selector = AttemptFilter(

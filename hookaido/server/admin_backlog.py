@@ -206,7 +206,7 @@ def _query_states(req) -> tuple[str, ...]:
         return AGING_STATES
     states = []
     for word in text.split(","):
-        state = word.strip()
+        state = word.strip().lower()
         if state not in AGING_STATES:
             raise invalid_query(f"states must list queued, leased or dead; got {state!r}")
         if state not in states:

@@ -32,8 +32,9 @@ def invalid_query(detail: str) -> APIError:
 
 
 def query_param(req, name: str) -> str | None:
+    """A query parameter without surrounding spaces; ``""`` when given empty."""
     value = req.get_param(name)
-    return value if isinstance(value, str) else None
+    return value.strip() if isinstance(value, str) else None
 
 
 def query_limit(req) -> int:
@@ -89,9 +90,9 @@ def query_before(req) -> datetime | None:
 
 def query_bool(req, name: str, default: bool = False) -> bool:
     text = query_param(req, name)
-    if text is None:
+    if not text:
         return default
-    word = text.strip().lower()
+    word = text.lower()
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:
@@ -109,8 +110,8 @@ def query_route(req) -> str | None:
 
 
 def query_state(req) -> str | None:
-    text = query_param(req, "state")
-    if text is None or text == "":
+    text = (query_param(req, "state") or "").lower()
+    if text == "":
         return None
     if text not in STATES:
         raise invalid_query(f"state must be one of {', '.join(STATES)}, got {text!r}")

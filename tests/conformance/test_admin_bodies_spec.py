@@ -155,3 +155,64 @@ def test_a_filter_with_an_empty_route_and_a_managed_selector_reports_its_scope(a
         "endpoint_name": "orders",
         "route": "/webhooks/shop",
     }
+
+
+# -- query parameters: an empty value is the default, words are case-insensitive ----------
+
+
+def get(admin: Admin, path: str):
+    reply = http("GET", admin.base + path, headers={"Authorization": f"Bearer {TOKEN}"})
+    return reply.status, reply.body
+
+
+def test_an_empty_details_answers_the_plain_health_text(admin):
+    status, body = get(admin, "/healthz?details=")
+
+    assert (status, body) == (200, b"ok\n")
+
+
+@pytest.mark.parametrize("query", ["include_payload=&include_headers=&include_trace=", "limit=%20"])
+def test_an_empty_query_value_means_the_default(admin, query):
+    item = {"id": "plain-1", "route": "/jobs/deploy", "payload_b64": "aGk=", "trace": {"a": "b"}}
+    admin.post("/messages/publish", {"items": [item]})
+
+    status, body = get(admin, f"/messages?route=/jobs/deploy&{query}")
+
+    assert status == 200
+    [item] = [item for item in json.loads(body)["items"] if item["id"] == "plain-1"]
+    assert not {"payload_b64", "headers", "trace"} & set(item)
+
+
+def test_a_state_is_matched_case_insensitively(admin):
+    admin.post("/messages/publish", {"items": [{"id": "upper-1", "route": "/jobs/deploy"}]})
+
+    status, body = get(admin, "/messages?route=/jobs/deploy&state=QUEUED&limit=1000")
+
+    assert status == 200
+    items = json.loads(body)["items"]
+    assert "upper-1" in [item["id"] for item in items]
+    assert {item["state"] for item in items} == {"queued"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/attempts?outcome=Dead", "/backlog/aging_summary?states=Queued,DEAD"]
+)
+def test_outcomes_and_aging_states_are_matched_case_insensitively(admin, path):
+    status, _ = get(admin, path)
+
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/messages?state=sleeping",
+        "/attempts?outcome=maybe",
+        "/backlog/aging_summary?states=canceled",
+        "/healthz?details=perhaps",
+    ],
+)
+def test_unknown_query_words_stay_invalid_query(admin, path):
+    status, body = get(admin, path)
+
+    assert (status, json.loads(body)["code"]) == (400, "invalid_query")
