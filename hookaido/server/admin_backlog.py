@@ -179,6 +179,7 @@ def aging_summary(runtime, req, resp) -> None:
     )
 
     ages = [age_seconds(now, envelope.received_at) for envelope in observed]
+    truncated = any(scan["truncated"] for scan in state_scan.values())
     in_scope = sum(stats.by_state.get(state, 0) for state in states)
     body = {
         "queue_total": stats.total,
@@ -190,8 +191,9 @@ def aging_summary(runtime, req, resp) -> None:
         "age_percentiles_seconds": _percentiles(ages),
         "scanned": len(observed),
         "bucket_count": len(buckets),
-        "truncated": any(scan["truncated"] for scan in state_scan.values()),
-        "source_bounded": route is None and target is None and len(observed) < in_scope,
+        "truncated": truncated,
+        "source_bounded": truncated
+        or (route is None and target is None and len(observed) < in_scope),
         "state_scan": state_scan,
     }
     body.update(indicators(stats.oldest_queued_received_at, stats.earliest_queued_next_run_at, now))
@@ -228,7 +230,7 @@ def _aging_bucket(route_target, members, now):
         "queued_observed": counts["queued"],
         "leased_observed": counts["leased"],
         "dead_observed": counts["dead"],
-        "state_counts": {state: count for state, count in counts.items() if count},
+        "state_counts": counts,
         "age_sample_count": len(ages),
         "age_windows": _age_windows(ages),
         "age_percentiles_seconds": _percentiles(ages),

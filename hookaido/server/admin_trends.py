@@ -164,8 +164,8 @@ def answer_trends(recorder, config, req, resp) -> None:
     }
     if samples:
         body["latest_captured_at"] = render_time(samples[-1].captured_at)
-        body["latest_total"] = samples[-1].total
-        body["max_total"] = max(sample.total for sample in samples)
+    body["latest_total"] = samples[-1].total if samples else 0
+    body["max_total"] = max((sample.total for sample in samples), default=0)
     body["selector"] = {
         key: value for key, value in (("route", route), ("target", target)) if value
     }
@@ -177,6 +177,7 @@ def answer_trends(recorder, config, req, resp) -> None:
 
 
 def _trend_point(samples: list[TrendRow], start: datetime, end: datetime) -> dict:
+    """One bucket; an empty one has no ``last_captured_at`` and zero counts."""
     inside = [sample for sample in samples if start <= sample.captured_at < end]
     point: dict = {
         "bucket_start": render_time(start),
@@ -184,18 +185,12 @@ def _trend_point(samples: list[TrendRow], start: datetime, end: datetime) -> dic
         "sample_count": len(inside),
     }
     if inside:
-        last = inside[-1]
-        point.update(
-            last_captured_at=render_time(last.captured_at),
-            queued_last=last.queued,
-            leased_last=last.leased,
-            dead_last=last.dead,
-            total_last=last.total,
-            queued_max=max(sample.queued for sample in inside),
-            leased_max=max(sample.leased for sample in inside),
-            dead_max=max(sample.dead for sample in inside),
-            total_max=max(sample.total for sample in inside),
-        )
+        point["last_captured_at"] = render_time(inside[-1].captured_at)
+    last = inside[-1] if inside else None
+    for name in ("queued", "leased", "dead", "total"):
+        point[f"{name}_last"] = getattr(last, name) if last else 0
+    for name in ("queued", "leased", "dead", "total"):
+        point[f"{name}_max"] = max((getattr(sample, name) for sample in inside), default=0)
     return point
 
 

@@ -210,6 +210,9 @@ def recorded(backend):
     return recorder
 
 
+COUNTED = ("queued", "leased", "dead", "total")
+
+
 def test_trends_bucket_the_recorded_snapshots(serve, backend):
     server = serve(recorded(backend))
 
@@ -229,6 +232,7 @@ def test_trends_bucket_the_recorded_snapshots(serve, backend):
         "bucket_start": "2026-02-09T10:05:00Z",
         "bucket_end": "2026-02-09T10:10:00Z",
         "sample_count": 0,
+        **{f"{state}_{kind}": 0 for kind in ("last", "max") for state in COUNTED},
     }
     assert body["signals"]["sample_count"] == 3
     assert body["selector"] == {}
