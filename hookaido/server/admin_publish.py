@@ -190,8 +190,9 @@ def _check_item_shape(index: int, fields) -> None:
 
     # Surrounding spaces are dropped, as the ID lists of the lifecycle mutations drop them,
     # and a field left empty counts as absent.
+    # Values of another type stay as they are, for the checks of their own field to refuse.
     for key in TEXT_FIELDS:
-        if key in fields:
+        if isinstance(fields.get(key), str):
             text = fields.pop(key).strip()
             if text:
                 fields[key] = text

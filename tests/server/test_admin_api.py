@@ -551,7 +551,9 @@ def route_with(route: Route, **changes) -> Config:
         ),
         (admin_config(), item("a", target="https://x.test/"), 400, "target_unresolvable"),
         (admin_config(), item("a", received_at="2026-02-09"), 400, "invalid_received_at"),
+        (admin_config(), item("a", received_at=[]), 400, "invalid_received_at"),
         (admin_config(), item("a", next_run_at="soon"), 400, "invalid_next_run_at"),
+        (admin_config(), item("a", next_run_at=5), 400, "invalid_next_run_at"),
         (admin_config(), item("a", payload_b64="not base64!"), 400, "invalid_payload_b64"),
         (admin_config(), item("a", payload_b64="YWJj="), 400, "invalid_payload_b64"),
         (
