@@ -316,6 +316,20 @@ def test_a_standard_webhooks_id_outside_ascii_is_signed_as_sent(post, stored):
     assert stored("standard-webhooks")[0]["headers"]["Webhook-Id"] == message_id
 
 
+@pytest.mark.parametrize("decoys", [1, 16, 40])
+def test_any_standard_webhooks_v1_entry_may_match_however_many_come_before_it(decoys, post, stored):
+    headers = standard_webhooks(BODY, now=int(time.time()))
+    unknown_key = base64.b64encode(b"\x00" * 32).decode()
+    headers["webhook-signature"] = " ".join(
+        [f"v1,{unknown_key}"] * decoys + [headers["webhook-signature"].split()[-1]]
+    )
+
+    answer = post("standard-webhooks", BODY, headers)
+
+    assert answer == (202, {"status": "queued"})
+    assert stored("standard-webhooks")[0]["headers"]["Webhook-Id"] == headers["webhook-id"]
+
+
 @pytest.mark.parametrize(
     ("nonce", "status"),
     [("\u00e9" * 128, 202), ("\u00e9" * 128 + "x", 401), ("n" * 256, 202), ("n" * 257, 401)],
