@@ -721,7 +721,20 @@ class _Builder:
         node = cursor.peek(skip_comments=True)
         if not _is_block(node):
             if isinstance(node, Token) and node.type == "WORD" and node.value == "secret_ref":
-                directive.args += self.values(cursor, 2, "auth hmac secret_ref", inner)
+                taken = self.values(cursor, 2, "auth hmac secret_ref", inner)
+                directive.args += taken
+                more = cursor.peek()
+                if (
+                    _is_value(more)
+                    and more.line == taken[-1].location.line
+                    and not (more.type == "WORD" and more.value in keywords)
+                ):
+                    ids = f"{taken[1].text} {self.value(more).text}"
+                    raise self.fail(
+                        "auth hmac secret_ref takes one secret ID; for several, list them in a"
+                        f" block: auth hmac {{ secret_ref {ids} }}",
+                        more,
+                    )
             else:
                 if isinstance(node, Token) and node.type == "WORD" and node.value in keywords:
                     raise self.fail(

@@ -311,3 +311,18 @@ def test_deep_nesting_is_a_located_error_not_a_crash():
     message = error_of("/a { pull " + "{" * 5000 + "}" * 5000 + " }")
 
     assert message == 'Hookaidofile:1:12: unexpected "{" in pull block; expected a directive name'
+
+
+def test_auth_hmac_secret_ref_shorthand_with_two_ids_points_to_the_block_form():
+    message = error_of('/h {\n  auth hmac secret_ref old "new"\n  pull { path /x }\n}\n')
+
+    assert message.startswith("Hookaidofile:2:28: auth hmac secret_ref takes one secret ID")
+    assert message.endswith("auth hmac { secret_ref old new }")
+
+
+def test_auth_hmac_secret_ref_shorthand_may_be_followed_by_options_or_the_next_directive():
+    doc = parse("/h { auth hmac secret_ref old { tolerance 5m } pull { path /x } }\n")
+
+    auth, pull = doc.items[0].block
+    assert texts(auth) == ["hmac", "secret_ref", "old"] and auth.block[0].name == "tolerance"
+    assert pull.name == "pull"
