@@ -16,6 +16,7 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionErro
 from hookaido.config.model import DeliverTarget
 from hookaido.delivery import DeliveryContext, Outcome, error_text, header_bytes
 from hookaido.egress import Destination, EgressDenied, EgressGuard, EgressUnresolved
+from hookaido_deliver_http.connections import POOL_CLASSES
 
 BODY_READ_LIMIT = 64 * 1024
 MAX_REDIRECTS = 10
@@ -91,6 +92,7 @@ class HTTPDeliverer:
             self.signer = context.make_signer(target.sign)
         concurrency = int(context.extra.get("concurrency", 20))
         self.pools = urllib3.PoolManager(num_pools=16, maxsize=concurrency, block=False)
+        self.pools.pool_classes_by_scheme = POOL_CLASSES
 
     def deliver(self, envelope) -> Outcome:
         deadline = time.monotonic() + self.timeout
