@@ -22,7 +22,8 @@ BODY_READ_LIMIT = 64 * 1024
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 RETRYABLE_STATUSES = (408, 429)
-# Framing and hop-by-hop headers of the original request describe that request, not this one.
+# Framing and hop-by-hop headers belong to one connection: the HTTP client writes its own, so
+# neither the stored ones (from the original request) nor configured ones are sent.
 UNFORWARDED_HEADERS = frozenset(
     {
         "connection",
@@ -140,7 +141,8 @@ class HTTPDeliverer:
             if name.lower() not in UNFORWARDED_HEADERS:
                 headers[name] = header_bytes(value)
         for name, value in self.target.headers:
-            headers[name] = header_bytes(value)
+            if name.lower() not in UNFORWARDED_HEADERS:
+                headers[name] = header_bytes(value)
         credentials = _basic_credentials(url)
         if credentials is not None and "authorization" not in headers:
             headers["Authorization"] = credentials
