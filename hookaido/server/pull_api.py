@@ -132,10 +132,13 @@ class PullAPI:
             self._check_method(req.method, operation)
             self._check_token(req, generation, config, route)
             if route is None and self._route_for(config, path) is not None:
+                # The last segment is the operation, so the endpoint looked up is the one
+                # above it; the detail points to what was probably meant.
                 raise APIError(
                     404,
-                    "operation_not_found",
-                    f"{path!r} needs an operation: add one of /{', /'.join(OPERATIONS)}",
+                    "route_not_found",
+                    f"no pull endpoint {endpoint!r}; {path!r} is one and needs an operation:"
+                    f" add one of /{', /'.join(OPERATIONS)}",
                 )
             if route is None:
                 raise APIError(404, "route_not_found", f"no pull endpoint {endpoint!r}")

@@ -161,7 +161,8 @@ def test_options_star_is_404_not_found(urls):
 def test_a_pull_endpoint_without_an_operation_says_which_to_add(http, urls):
     reply = http("POST", urls["pull"] + "/pull/github", headers=TOKEN)
 
-    assert (reply.status, reply.json()["code"]) == (404, "operation_not_found")
+    # The last segment is read as the operation, so the endpoint looked up is "/pull".
+    assert (reply.status, reply.json()["code"]) == (404, "route_not_found")
     assert "dequeue" in reply.json()["detail"]
 
 

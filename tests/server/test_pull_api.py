@@ -573,7 +573,7 @@ def test_malformed_extend_bodies_are_invalid(serve, body):
         ("POST", "/nowhere/dequeue", None, 401, "unauthorized"),
         ("POST", "/nowhere/dequeue", "global-token", 404, "route_not_found"),
         ("POST", "/github/teleport", "global-token", 404, "operation_not_found"),
-        ("POST", "/github", "global-token", 404, "operation_not_found"),
+        ("POST", "/github", "global-token", 404, "route_not_found"),
     ],
 )
 def test_every_request_error_has_its_status_and_code_in_check_order(
