@@ -1,6 +1,8 @@
 """The queue model of spec/queue.md as a user sees it: a real ``hookaido run`` on each
 backend, driven over loopback HTTP through ingress, the Pull API and the Admin API."""
 
+import signal
+
 import pytest
 
 TOKEN = {"Authorization": "Bearer pull-token"}
@@ -138,3 +140,58 @@ def test_memory_backlog_trends_start_again_with_the_process(start):
     trends = node.admin("GET", "/backlog/trends")
 
     assert trends.json()["sample_count"] == 1
+
+
+def test_memory_pressure_refuses_webhooks_and_health_follows_the_retained_items(start, http):
+    node = start("memory", "queue_limits {\n  max_depth 1000\n}")
+    for first in range(0, 1000, 100):
+        node.publish(*({"id": f"job-{n}"} for n in range(first, first + 100)))
+    node.admin("POST", "/messages/cancel_by_filter", route="/jobs", limit=1000)
+    built_up = node.health()["store"]["memory_pressure"]
+
+    refused = http("POST", f"http://127.0.0.1:{node.ports.ingress}/jobs", body=b"{}")
+    after_refusal = node.health()["store"]["memory_pressure"]
+    node.admin("POST", "/messages/resume", ids=["job-7"])
+    relieved = node.health()["store"]["memory_pressure"]
+    accepted = http("POST", f"http://127.0.0.1:{node.ports.ingress}/jobs", body=b"{}")
+
+    assert (built_up["active"], built_up["reason"], built_up["retained_items"]) == (
+        True,
+        "retained_items",
+        1000,
+    )
+    assert built_up["retained_item_limit"] == 1000
+    assert (refused.status, refused.json()["code"]) == (503, "memory_pressure")
+    assert (after_refusal["active"], after_refusal["rejected_total"]) == (True, 1)
+    assert (relieved["active"], relieved["reason"], relieved["retained_items"]) == (False, "", 999)
+    assert accepted.status == 202
+
+
+# -- §11 durability -----------------------------------------------------------------------
+
+
+def test_sqlite_messages_and_leases_survive_kill_9(start, http):
+    node = start("sqlite")
+    node.publish({"id": "job-1", "headers": {"X-Kind": "a"}}, {"id": "job-2"}, {"id": "job-3"})
+    webhook = http("POST", f"http://127.0.0.1:{node.ports.ingress}/jobs", body=b'{"n":4}')
+    leased = node.pull("dequeue", batch=2, lease_ttl="1h").json()["items"]
+    node.pull("nack", lease_id=leased[1]["lease_id"], dead=True, reason="broken")
+    before = node.admin("GET", "/messages?route=/jobs&include_payload=1&include_headers=1").json()
+
+    node.process.stop(signal.SIGKILL)
+    node.process.start()
+    after = node.admin("GET", "/messages?route=/jobs&include_payload=1&include_headers=1").json()
+    acked = node.pull("ack", lease_id=leased[0]["lease_id"])
+
+    assert webhook.status == 202
+    assert [item["id"] for item in leased] == ["job-1", "job-2"]
+    assert after == before
+    states = {item["id"]: (item["state"], item["attempt"]) for item in after["items"]}
+    assert states == {
+        "job-1": ("leased", 1),
+        "job-2": ("dead", 1),
+        "job-3": ("queued", 0),
+        after["items"][0]["id"]: ("queued", 0),
+    }
+    assert after["items"][0]["payload_b64"] == "eyJuIjo0fQ=="
+    assert acked.status == 204

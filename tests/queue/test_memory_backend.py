@@ -87,6 +87,26 @@ def test_freeing_retained_items_lifts_the_pressure():
     assert backend.diagnostics()["memory_pressure"]["active"] is False
 
 
+def test_pressure_figures_follow_the_retained_items_without_waiting_for_an_enqueue():
+    backend = open_backend(max_depth=10)
+    bury(backend, 999)
+    backend.enqueue(envelopes("evt_last", 1))
+    [leased] = backend.dequeue("/r", "pull", 1, TTL)
+
+    backend.cancel([leased.id])
+    built_up = dict(backend.diagnostics()["memory_pressure"])
+    backend.resume([leased.id])
+    relieved = dict(backend.diagnostics()["memory_pressure"])
+
+    assert (built_up["active"], built_up["reason"], built_up["retained_items"]) == (
+        True,
+        "retained_items",
+        1000,
+    )
+    assert (relieved["active"], relieved["reason"], relieved["retained_items"]) == (False, "", 999)
+    assert relieved["rejected_total"] == 0
+
+
 def test_delivered_tombstones_are_capped_at_max_depth_without_refusing():
     retention = Retention(prune_interval=None, delivered_max_age=timedelta(hours=1))
     backend = open_backend(max_depth=1000, retention=retention)

@@ -110,7 +110,6 @@ class MemoryBackend(BackendBase):
         self._attempts: list[Attempt] = []
         self._evictions = Counter()
         self._pressure_rejected = 0
-        self._pressure_reason = ""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -188,20 +187,27 @@ class MemoryBackend(BackendBase):
                 self._evict(item, "delivered_retention_depth")
 
     def _check_pressure(self) -> None:
-        retained_items = sum(self._count[state] for state in RETAINED_STATES)
-        retained_bytes = sum(self._bytes[state] for state in RETAINED_STATES)
-        reason = ""
-        limit = self._retained_item_limit()
-        if limit is not None and retained_items >= limit:
-            reason = "retained_items"
-        elif retained_bytes >= RETAINED_BYTES_LIMIT:
-            reason = "retained_bytes"
-        self._pressure_reason = reason
+        reason = self._pressure_reason()
         if reason:
             self._pressure_rejected += 1
             self.observer.count("enqueue_reject")
             self.observer.error("enqueue", "memory_pressure")
             raise MemoryPressure(reason)
+
+    def _pressure_reason(self) -> str:
+        """Which retained limit is reached now (``retained_items`` first), or ``""``."""
+        limit = self._retained_item_limit()
+        if limit is not None and self._retained_items() >= limit:
+            return "retained_items"
+        if self._retained_bytes() >= RETAINED_BYTES_LIMIT:
+            return "retained_bytes"
+        return ""
+
+    def _retained_items(self) -> int:
+        return sum(self._count[state] for state in RETAINED_STATES)
+
+    def _retained_bytes(self) -> int:
+        return sum(self._bytes[state] for state in RETAINED_STATES)
 
     def _retained_item_limit(self) -> int | None:
         if self.settings.max_depth <= 0:
@@ -562,8 +568,10 @@ class MemoryBackend(BackendBase):
     def diagnostics(self) -> dict:
         with self._lock:
             states = ("queued", "leased", "delivered", "dead")
-            retained_items = sum(self._count[state] for state in RETAINED_STATES)
-            retained_bytes = sum(self._bytes[state] for state in RETAINED_STATES)
+            # The guard as the next enqueue would find it: relieving the pressure (a DLQ
+            # delete, a resume) or building it up (a cancel) shows at once, not only after
+            # the next webhook.
+            reason = self._pressure_reason()
             return {
                 "backend": self.name,
                 "items_by_state": {state: self._count[state] for state in states},
@@ -571,10 +579,10 @@ class MemoryBackend(BackendBase):
                 "retained_bytes_total": sum(self._bytes.values()),
                 "evictions_total": {reason: self._evictions[reason] for reason in EVICTION_REASONS},
                 "memory_pressure": {
-                    "active": bool(self._pressure_reason),
-                    "reason": self._pressure_reason,
-                    "retained_items": retained_items,
-                    "retained_bytes": retained_bytes,
+                    "active": bool(reason),
+                    "reason": reason,
+                    "retained_items": self._retained_items(),
+                    "retained_bytes": self._retained_bytes(),
                     "retained_item_limit": self._retained_item_limit() or 0,
                     "retained_bytes_limit": RETAINED_BYTES_LIMIT,
                     "rejected_total": self._pressure_rejected,
