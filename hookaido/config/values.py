@@ -152,7 +152,7 @@ def render_duration(value: timedelta) -> str:
 # Sizes, booleans, integers, floats
 # --------------------------------------------------------------------------------------
 
-_SIZE = re.compile(r"(\d+)(b|k|kb|m|mb|g|gb)?", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+)(b|k|kb|m|mb|g|gb)?", re.IGNORECASE | re.ASCII)
 _SIZE_FACTORS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2}
 _SIZE_FACTORS.update({"g": 1024**3, "gb": 1024**3})
 MAX_SIZE = 1024 * 1024**3
@@ -189,7 +189,7 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f'invalid boolean "{text}": expected on/off, true/false or 1/0')
 
 
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?\d+", re.ASCII)
 
 
 def parse_int(text: str, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -221,7 +221,7 @@ def parse_optional_int(text: str, minimum: int = 0) -> int | None:
     return number or None
 
 
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 def parse_float(text: str) -> float:
@@ -237,7 +237,8 @@ def parse_float(text: str) -> float:
 # --------------------------------------------------------------------------------------
 
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
 )
 
 

@@ -195,3 +195,39 @@ def test_a_secret_placeholder_filled_in_empty_names_the_reason(tmp_path):
         " invalid secret reference (raw: value is empty); is the placeholder's variable set"
         " and not empty?"
     ]
+
+
+@pytest.mark.parametrize(
+    "block, where, message",
+    [
+        (
+            'queue_limits { max_depth "٥" }',
+            "1:26",
+            'queue_limits.max_depth: invalid integer "٥": expected an integer >= 0',
+        ),
+        (
+            'defaults { max_body "٢mb" }',
+            "1:21",
+            'defaults.max_body: invalid size "٢mb": expected a number of bytes optionally'
+            " followed by b, kb, mb or gb (e.g. 2mb, 64kb)",
+        ),
+        (
+            'ingress { rate_limit { rps "٣" } }',
+            "1:28",
+            'ingress.rate_limit.rps: invalid number "٣": expected a decimal number such as 0.5',
+        ),
+        (
+            'secrets { secret s { value raw:x; valid_from "٢026-01-01T00:00:00Z" } }',
+            "1:46",
+            'secrets.secret "s".valid_from: invalid timestamp "٢026-01-01T00:00:00Z":'
+            " expected RFC 3339 such as 2026-01-01T00:00:00Z",
+        ),
+    ],
+)
+def test_numbers_are_written_with_ascii_digits_only(tmp_path, block, where, message):
+    text = f'{block}\n/a {{ deliver "https://a.example" {{}} }}\n'
+
+    code, report = validate(tmp_path, text)
+
+    assert code == 1
+    assert report["errors"] == [f"Hookaidofile:{where}: {message}"]
