@@ -14,6 +14,7 @@ from hookaido.config import values
 from hookaido.config.ast import Directive, Value
 from hookaido.config.compile_reader import Block, Problems, parse_secret_ref, parse_value, quote
 from hookaido.config.model import AuthConfig, SecretRef
+from hookaido.config.placeholders import find_placeholders
 
 PROVIDERS = ("github", "gitea", "stripe", "cituro", "shopify", "slack", "standard-webhooks")
 HMAC_DEFAULTS = {
@@ -96,7 +97,7 @@ def _basic(directives: list[Directive], problems: Problems, where: str) -> dict:
             if not value.text:
                 problems.error(value, f"{where}: auth basic {role} must not be empty")
                 bad = True
-            elif values.is_secret_ref(value.text):
+            elif values.is_secret_ref(value.text) and not _filled_from_outside(value):
                 problems.error(
                     value,
                     f"{where}: auth basic {role} {quote(value.text)} is a secret reference;"
@@ -109,6 +110,14 @@ def _basic(directives: list[Directive], problems: Problems, where: str) -> dict:
         if not bad:
             users.append([user.text, password.text])
     return {"users": users}
+
+
+def _filled_from_outside(value: Value) -> bool:
+    """Whether the value took its text from the environment or a file: such text is the
+    credential itself, however it looks."""
+    if value.written is None:
+        return False
+    return any(kind != "vars." for kind, _ in find_placeholders(value.written))
 
 
 # --------------------------------------------------------------------------------------

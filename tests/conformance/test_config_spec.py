@@ -231,3 +231,28 @@ def test_numbers_are_written_with_ascii_digits_only(tmp_path, block, where, mess
 
     assert code == 1
     assert report["errors"] == [f"Hookaidofile:{where}: {message}"]
+
+
+def test_a_basic_password_from_the_environment_is_taken_literally_whatever_it_looks_like(
+    tmp_path,
+):
+    text = '/a {\n  auth basic ops {env.OPS_PASSWORD}\n  deliver "https://a.example" {}\n}\n'
+
+    code, report = validate(tmp_path, text, env={"OPS_PASSWORD": "raw:s3cret"})
+
+    assert (code, report["ok"], report.get("errors")) == (0, True, None)
+
+
+def test_a_basic_password_written_as_a_secret_reference_is_refused_also_through_vars(tmp_path):
+    text = (
+        "vars { PW env:OPS_PASSWORD }\n"
+        '/a {\n  auth basic ops {vars.PW}\n  deliver "https://a.example" {}\n}\n'
+    )
+
+    code, report = validate(tmp_path, text)
+
+    assert code == 1
+    assert report["errors"] == [
+        'Hookaidofile:3:18: route "/a": auth basic password "{vars.PW}" is a secret reference;'
+        " basic credentials are compared literally, use {env.NAME} instead"
+    ]
