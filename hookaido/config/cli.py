@@ -80,9 +80,14 @@ def validate_file(path: str, strict_secrets: bool = False, environ=None):
         errors.extend(p for p in later if unresolved is None or not unresolved.repeats(p))
         warnings = list(warnings) + compile_warnings
         if config is not None and not errors:
-            from hookaido.config.startup import startup_problems
+            from hookaido.config.startup import backend_problems, environment_problems
 
-            errors.extend(startup_problems(config, registry, document))
+            errors.extend(backend_problems(config, registry))
+            found = environment_problems(config, document)
+            if strict_secrets:
+                errors.extend(found)
+            else:
+                warnings.extend(f"{problem} (hookaido run would not start)" for problem in found)
         if config is not None and strict_secrets and not errors:
             _load_secrets(config, environ, errors, registry)
     except ConfigError as exc:

@@ -1,5 +1,5 @@
 """The checks ``hookaido run`` makes before it opens anything, as located config problems,
-so that ``config validate`` saying ok means the process will start."""
+so that ``config validate`` can tell beforehand what would stop the process from starting."""
 
 import os
 
@@ -94,9 +94,8 @@ def log_file_problems(config, document: Document | None = None) -> list[str]:
     return problems
 
 
-def startup_problems(config, registry, document: Document | None = None) -> list[str]:
-    return (
-        tls_problems(config, document)
-        + backend_problems(config, registry)
-        + log_file_problems(config, document)
-    )
+def environment_problems(config, document: Document | None = None) -> list[str]:
+    """What start-up reads from the machine beyond the config file: the TLS files and the
+    log files. ``config validate`` reports these as warnings (errors with
+    ``--strict-secrets``), since the file may be checked on another machine than it runs on."""
+    return tls_problems(config, document) + log_file_problems(config, document)

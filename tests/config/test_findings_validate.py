@@ -1,5 +1,6 @@
-"""New-user finding 6: ``config validate`` refuses what ``hookaido run`` would refuse at start-up
-(whsec_ keys, TLS files, an uninstalled default backend, localhost next to 127.0.0.1)."""
+"""New-user finding 6: ``config validate`` tells what ``hookaido run`` would refuse at start-up
+(whsec_ keys, an uninstalled default backend, localhost next to 127.0.0.1 are errors; TLS and log
+files, which belong to the machine the config runs on, are warnings unless --strict-secrets)."""
 
 import json
 import os
@@ -64,16 +65,29 @@ def test_strict_secrets_checks_a_loaded_whsec_secret_like_start_up(tmp_path):
     assert "!!!!" not in strict.stderr
 
 
-def test_missing_tls_files_are_refused_with_the_tls_block_place(tmp_path):
+MISSING_TLS = (
+    "v.hf:2:2: ingress.tls: tls cert_file '/nope.pem': cannot read (No such file or directory)"
+)
+
+
+def test_missing_tls_files_are_a_warning_with_the_tls_block_place(tmp_path):
     text = (
         "ingress { listen 127.0.0.1:18880\n"
         " tls { cert_file /nope.pem; key_file /nope.key } }\n" + PULL
     )
-    result = validate(tmp_path, text)
+    result = validate(tmp_path, text, "--format", "json")
+    assert result.returncode == 0
+    assert f"{MISSING_TLS} (hookaido run would not start)" in json.loads(result.stdout)["warnings"]
+
+
+def test_missing_tls_files_are_refused_with_strict_secrets(tmp_path):
+    text = (
+        "ingress { listen 127.0.0.1:18880\n"
+        " tls { cert_file /nope.pem; key_file /nope.key } }\n" + PULL
+    )
+    result = validate(tmp_path, text, "--strict-secrets")
     assert result.returncode == 1
-    assert result.stderr.splitlines()[1:] == [
-        "v.hf:2:2: ingress.tls: tls cert_file '/nope.pem': cannot read (No such file or directory)"
-    ]
+    assert result.stderr.splitlines()[1:] == [MISSING_TLS]
 
 
 def test_a_key_that_does_not_match_the_certificate_is_refused(tmp_path):
@@ -86,14 +100,14 @@ def test_a_key_that_does_not_match_the_certificate_is_refused(tmp_path):
         "ingress { listen 127.0.0.1:18880\n"
         f" tls {{ cert_file {tmp_path}/cert.pem; key_file {tmp_path}/key.pem }} }}\n" + PULL
     )
-    result = validate(tmp_path, text)
+    result = validate(tmp_path, text, "--strict-secrets")
     assert result.returncode == 1
     assert result.stderr.splitlines()[1:] == [
         f"v.hf:2:2: ingress.tls: tls key_file '{tmp_path}/key.pem' does not match the"
         f" certificate in cert_file '{tmp_path}/cert.pem'"
     ]
     one.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    assert validate(tmp_path, text).returncode == 0
+    assert validate(tmp_path, text, "--strict-secrets").returncode == 0
 
 
 def test_the_default_backend_must_be_installed(tmp_path):
@@ -135,10 +149,16 @@ def test_no_egress_warning_when_https_only_is_off(tmp_path):
     assert "https_only" not in result.stdout
 
 
-def test_a_runtime_log_that_is_a_directory_is_refused_by_validate(tmp_path):
+def test_a_runtime_log_that_is_a_directory_is_a_warning_and_refused_with_strict_secrets(
+    tmp_path,
+):
     text = f"observability {{\n  runtime_log {{ output file; path {tmp_path} }}\n}}\n" + PULL
-    result = validate(tmp_path, text)
-    assert result.returncode == 1
-    assert result.stderr.splitlines()[1:] == [
-        f'v.hf:2:30: observability.runtime_log.path "{tmp_path}": it is a directory'
-    ]
+    problem = f'v.hf:2:30: observability.runtime_log.path "{tmp_path}": it is a directory'
+
+    plain = validate(tmp_path, text, "--format", "json")
+    strict = validate(tmp_path, text, "--strict-secrets")
+
+    assert plain.returncode == 0
+    assert f"{problem} (hookaido run would not start)" in json.loads(plain.stdout)["warnings"]
+    assert strict.returncode == 1
+    assert strict.stderr.splitlines()[1:] == [problem]
