@@ -24,7 +24,7 @@ FRACTION = re.compile(r"[Tt ]\d\d:\d\d:\d\d\.(\d+)")
 def read_body(req, config) -> dict:
     """An Admin API request body: one JSON object of at most ``defaults.max_body`` bytes,
     whatever Content-Type it declares."""
-    return read_object(req, config.defaults.max_body, json_type_only=False)
+    return read_object(req, config.defaults.max_body)
 
 
 def invalid_query(detail: str) -> APIError:
