@@ -34,9 +34,20 @@ def _cmd_plugins(args) -> int:
     return 0
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: an argument it does not know is reported with this command's own
+    usage (``hookaido run --bogus`` shows how ``run`` is called), exit code 2."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hookaido", description="Hookaido webhook gateway")
-    commands = parser.add_subparsers(dest="command")
+    commands = parser.add_subparsers(dest="command", parser_class=_CommandParser)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=_cmd_version)

@@ -193,6 +193,29 @@ def test_no_or_an_unknown_command_prints_the_help_and_exits_2(argv):
     assert "print the version" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["run", "--bogus"], "usage: hookaido run "),
+        (["config", "validate", "--bogus"], "usage: hookaido config validate "),
+        (["config", "fmt", "stray"], "usage: hookaido config fmt "),
+    ],
+)
+def test_an_unknown_flag_exits_2_with_the_usage_of_its_own_command(argv, usage, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "hookaido", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(usage)
+    assert f"error: unrecognized arguments: {argv[-1]}" in done.stderr
+
+
 def test_a_second_sigterm_ends_at_once_and_still_removes_the_pid_file(hookaido_process, ports):
     node = hookaido_process(render(ports), args=["--pid-file", "hookaido.pid"]).start()
     head = b"POST /webhooks/a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nhello"
