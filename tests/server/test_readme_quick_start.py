@@ -56,6 +56,6 @@ def test_readme_quick_start_commands_do_what_the_readme_says(hookaido_process, p
 
     assert sent == send[1][0]
     assert item["route"] == "/webhooks/github"
-    assert f'"payload_b64": "{item["payload_b64"]}"' in "\n".join(dequeue[1])
+    assert f'"payload_b64":"{item["payload_b64"]}"' in "\n".join(dequeue[1])  # as curl prints it
     assert README_LEASE in "\n".join(dequeue[1]) and README_LEASE in ack[0]
     assert acked == ack[1][0]
