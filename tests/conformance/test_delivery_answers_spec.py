@@ -43,16 +43,21 @@ class RawReceiver:
                 connection, _ = self.server.accept()
             except OSError:
                 return
-            with connection:
-                connection.settimeout(5)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        break
-                    head += chunk
-                path = head.split(b" ", 2)[1].decode() if head.count(b" ") >= 2 else ""
-                connection.sendall(ANSWERS.get(path, b"HTTP/1.1 500 Nope\r\n\r\n"))
+            # One thread per connection: the targets are delivered to at the same time.
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    @staticmethod
+    def _answer(connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(10)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                head += chunk
+            path = head.split(b" ", 2)[1].decode() if head.count(b" ") >= 2 else ""
+            connection.sendall(ANSWERS.get(path, b"HTTP/1.1 500 Nope\r\n\r\n"))
 
     def close(self) -> None:
         self.server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
@@ -93,7 +98,8 @@ def test_informational_answers_are_skipped_and_the_final_answer_classifies_the_a
             items
             for items in [http("GET", f"http://127.0.0.1:{admin}/attempts").json()["items"]]
             if len(items) == 3
-        ]
+        ],
+        timeout=30,
     )[0]
     by_path = {item["target"].rsplit("/", 1)[1]: item for item in attempts}
 
