@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from hookaido.config import values
 from hookaido.queue.model import STATES
 from hookaido.server.envelope_json import TIME_FORMAT, parse_time
-from hookaido.server.jsonbody import APIError, read_object
+from hookaido.server.jsonbody import APIError, query_count
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -17,14 +17,7 @@ TRUE_WORDS = ("1", "true", "on", "yes")
 FALSE_WORDS = ("0", "false", "off", "no")
 AUDIT_REASON_MAX = 512
 AUDIT_ID_MAX = 256
-DIGITS = re.compile(r"[+-]?[0-9]+")
 FRACTION = re.compile(r"[Tt ]\d\d:\d\d:\d\d\.(\d+)")
-
-
-def read_body(req, config) -> dict:
-    """An Admin API request body: one JSON object of at most ``defaults.max_body`` bytes,
-    whatever Content-Type it declares."""
-    return read_object(req, config.defaults.max_body)
 
 
 def invalid_query(detail: str) -> APIError:
@@ -39,14 +32,12 @@ def query_param(req, name: str) -> str | None:
 
 def query_limit(req) -> int:
     text = query_param(req, "limit")
-    if text is None or text == "":
+    if not text:
         return DEFAULT_LIMIT
-    if not DIGITS.fullmatch(text.strip()):
-        raise invalid_query(f"limit must be a positive integer, got {text!r}")
-    limit = int(text.strip())
-    if limit <= 0:
-        raise invalid_query(f"limit must be a positive integer, got {text!r}")
-    return min(limit, MAX_LIMIT)
+    try:
+        return query_count(text, MAX_LIMIT)
+    except ValueError:
+        raise invalid_query(f"limit must be a positive integer, got {text!r}") from None
 
 
 def query_time(req, name: str) -> datetime | None:

@@ -13,7 +13,6 @@ from hookaido.server.admin_common import (
     labeled_routes,
     parse_before,
     read_audit,
-    read_body,
     require_actor_allowed,
     resolve_selector,
 )
@@ -26,6 +25,7 @@ from hookaido.server.jsonbody import (
     get_int,
     get_str,
     invalid_body,
+    read_object,
 )
 
 MAX_IDS = 1000
@@ -76,7 +76,7 @@ def mutate_by_ids(mutation: Mutation, runtime, generation, req, resp) -> None:
     """``{"ids": [...]}``: apply to the listed messages in an eligible state, skip the rest."""
     config = generation.config
     audit = read_audit(req)
-    document = read_body(req, config)
+    document = read_object(req, config.defaults.max_body)
     check_fields(document, ("ids",))
     ids = _ids(document)
 
@@ -105,7 +105,7 @@ def mutate_by_filter(mutation: Mutation, runtime, generation, req, resp) -> None
     The body and its selector are checked before the audit headers, and those before the
     management-label rules."""
     config = generation.config
-    document = read_body(req, config)
+    document = read_object(req, config.defaults.max_body)
     check_fields(document, FILTER_FIELDS)
     route = _filter_text(document, "route")
     target = _filter_text(document, "target")

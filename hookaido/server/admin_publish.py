@@ -15,7 +15,6 @@ from hookaido.server.admin_common import (
     labeled_routes,
     parse_api_time,
     read_audit,
-    read_body,
     require_policy_headers,
 )
 from hookaido.server.admin_mutations import log_mutation
@@ -25,6 +24,7 @@ from hookaido.server.jsonbody import (
     answer_json,
     check_fields,
     invalid_body,
+    read_object,
 )
 
 MAX_ITEMS = 1000
@@ -115,7 +115,7 @@ def _publish(runtime, generation, req):
     audit = read_audit(req)
     require_policy_headers(audit, policy)
 
-    items = _read_items(req, config)
+    items = _read_items(req, config.defaults.max_body)
     for item in items:
         if "application" in item.fields or "endpoint_name" in item.fields:
             raise APIError(
@@ -147,9 +147,9 @@ def _publish(runtime, generation, req):
     return len(envelopes), audit, envelopes
 
 
-def _read_items(req, config) -> list[PublishItem]:
+def _read_items(req, limit: int) -> list[PublishItem]:
     """Check 3: the body's shape, item by item, before any route is looked at."""
-    document = read_body(req, config)
+    document = read_object(req, limit)
     check_fields(document, ("items",))
     raw_items = document.get("items")
     if not isinstance(raw_items, list) or not raw_items:

@@ -216,6 +216,22 @@ def get_duration(document: dict, name: str) -> timedelta | None:
         raise invalid_body(f'field {name!r} is not a duration like "30s": {text!r}') from None
 
 
+def query_count(text: str, cap: int) -> int:
+    """A count from a query string: ASCII digits with an optional ``+``, above zero, at most
+    ``cap`` (a larger number, however long, gives ``cap``).
+
+    Raises ``ValueError`` for anything else. ``int()`` alone would also take ``1_000`` and
+    other scripts' digits, and refuses numbers of more than 4300 digits.
+    """
+    digits = text.strip().removeprefix("+")
+    significant = digits.lstrip("0")
+    if not (digits.isascii() and digits.isdigit()) or not significant:
+        raise ValueError(f"not a positive integer: {text!r}")
+    if len(significant) > len(str(cap)):
+        return cap
+    return min(int(significant), cap)
+
+
 def clean_path(path: str) -> str:
     """Collapse ``//``, resolve ``.`` and ``..``, drop a trailing slash; always starts with /."""
     return values.clean_path("/" + path.lstrip("/"))

@@ -28,6 +28,7 @@ from hookaido.server.jsonbody import (
     get_str_list,
     invalid_body,
     parse_api_duration,
+    query_count,
     read_object,
     unexpected_error_handler,
 )
@@ -513,14 +514,10 @@ def _answer_settlement(resp, result, single: bool, count_key: str) -> None:
 def _query_batch(text: str | None, max_batch: int) -> int:
     if text is None:
         return 1
-    # ASCII digits only: int() would also take "1_000" and other scripts' digits ("٣").
-    digits = text.strip().removeprefix("+")
-    significant = digits.lstrip("0")
-    if not (digits.isascii() and digits.isdigit()) or not significant:
-        raise invalid_body(f"query 'batch' must be a positive integer, got {text!r}")
-    if len(significant) > len(str(BATCH_HARD_CAP)):
-        return min(max_batch, BATCH_HARD_CAP)  # far past every cap, and too long for int()
-    return max(1, min(int(significant), max_batch, BATCH_HARD_CAP))
+    try:
+        return query_count(text, max(1, min(max_batch, BATCH_HARD_CAP)))
+    except ValueError:
+        raise invalid_body(f"query 'batch' must be a positive integer, got {text!r}") from None
 
 
 def _query_lease_ttl(text: str | None, settings) -> timedelta:
