@@ -3,32 +3,11 @@ each queue backend: every count key is present, zero when nothing was seen."""
 
 import pytest
 
+from ..support.configs import jobs_config
 from ..support.loopback import Ports, http
 
 TOKEN = "admin-token"
 COUNTED = ("queued", "leased", "dead", "total")
-
-
-def backlog_config(ports: Ports, backend: str) -> str:
-    return f"""
-ingress {{
-  listen 127.0.0.1:{ports.ingress}
-}}
-pull_api {{
-  listen 127.0.0.1:{ports.pull}
-  auth token raw:pull-token
-}}
-admin_api {{
-  listen 127.0.0.1:{ports.admin}
-  auth token raw:{TOKEN}
-}}
-/jobs/deploy {{
-  queue {backend}
-  pull {{
-    path /jobs
-  }}
-}}
-"""
 
 
 class Admin:
@@ -53,7 +32,7 @@ class Admin:
 @pytest.fixture(scope="module", params=["sqlite", "memory"])
 def admin(request, module_hookaido_process):
     ports = Ports.allocate()
-    config = backlog_config(ports, request.param)
+    config = jobs_config(ports, request.param, TOKEN)
     module_hookaido_process(config, name=f"backlog-{request.param}").start()
     server = Admin(ports.admin)
     server.publish("aging-1", "aging-2", "aging-3")

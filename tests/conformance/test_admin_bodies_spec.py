@@ -6,31 +6,15 @@ import json
 
 import pytest
 
+from ..support.configs import jobs_config
 from ..support.loopback import Ports, http
 
 TOKEN = "admin-token"
 REASON = {"X-Hookaido-Audit-Reason": "conformance"}
 
 
-def bodies_config(ports: Ports, backend: str) -> str:
+def shop_route(backend: str) -> str:
     return f"""
-ingress {{
-  listen 127.0.0.1:{ports.ingress}
-}}
-pull_api {{
-  listen 127.0.0.1:{ports.pull}
-  auth token raw:pull-token
-}}
-admin_api {{
-  listen 127.0.0.1:{ports.admin}
-  auth token raw:{TOKEN}
-}}
-/jobs/deploy {{
-  queue {backend}
-  pull {{
-    path /jobs
-  }}
-}}
 /webhooks/shop {{
   queue {backend}
   application shop
@@ -66,7 +50,7 @@ class Admin:
 @pytest.fixture(scope="module", params=["sqlite", "memory"])
 def admin(request, module_hookaido_process):
     ports = Ports.allocate()
-    config = bodies_config(ports, request.param)
+    config = jobs_config(ports, request.param, TOKEN, shop_route(request.param))
     module_hookaido_process(config, name=f"bodies-{request.param}").start()
     return Admin(ports.admin)
 

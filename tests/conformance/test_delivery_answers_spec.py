@@ -6,9 +6,8 @@ import threading
 
 import pytest
 
+from ..support.configs import OPEN_EGRESS
 from ..support.scrape import wait_for
-
-OPEN_EGRESS = "defaults { egress { https_only off; dns_rebind_protection off } }"
 
 # What the raw receiver writes back, by request path, after reading the request head.
 ANSWERS = {

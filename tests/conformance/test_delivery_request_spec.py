@@ -4,8 +4,7 @@ a recording receiver on loopback."""
 import pytest
 
 from ..delivery.conftest import Receiver
-
-OPEN_EGRESS = "defaults { egress { https_only off; dns_rebind_protection off } }"
+from ..support.configs import OPEN_EGRESS
 
 
 @pytest.fixture
