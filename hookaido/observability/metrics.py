@@ -50,13 +50,15 @@ class ScrapeTimeGauge(Gauge):
     with time alone, such as a lease passing its deadline, is corrected when it is read.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._refreshers: list = []
+
     def refresh_with(self, refresh) -> None:
-        if not hasattr(self, "_refreshers"):
-            self._refreshers = []
         self._refreshers.append(refresh)
 
     def collect(self):
-        for refresh in getattr(self, "_refreshers", ()):
+        for refresh in self._refreshers:
             refresh()
         return super().collect()
 

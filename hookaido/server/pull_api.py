@@ -60,8 +60,7 @@ class LeaseBook:
         self._lock = threading.Lock()
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._deadlines: list[tuple[datetime, str]] = []
-        if hasattr(gauge, "refresh_with"):
-            gauge.refresh_with(self.forget_expired)
+        gauge.refresh_with(self.forget_expired)
 
     def opened(self, route: str, leases: list[tuple[str, datetime]]) -> None:
         """Record ``(lease_id, lease_until)`` pairs just handed out on ``route``."""
